@@ -1,0 +1,38 @@
+# Set-up and entry points. Every target installs first, so a fresh clone needs only
+# `make demo` or `make test`. Override the torch wheel with TORCH_SPEC, e.g.
+#   TORCH_SPEC='torch==2.5.1' make demo
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.neuron-pilot-installed
+PYTEST_ARGS ?=
+
+.PHONY: install demo demo-headless test test-fast bench clean
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q "$(TORCH_SPEC)" -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/neuron-pilot demo
+
+demo-headless: install
+	$(BIN)/neuron-pilot demo --headless
+
+test: install
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+test-fast: install
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+bench: install
+	$(BIN)/neuron-pilot bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache

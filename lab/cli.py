@@ -1,0 +1,249 @@
+"""The `neuron-pilot` command (DESIGN.md's CLI contract). Exit codes: 0 ok, 1 stage failed, 2 bad input."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any, Optional, Sequence
+
+from lab.errors import BadInput
+from lab.events import Event
+from lab.paths import DEMO_STUDY
+
+
+def _add_home(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--home", default=None, help="lab home (default: $NEURON_PILOT_HOME or the user data dir)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="neuron-pilot", description="Staged pilot studies of language-specific neurons.")
+    _add_home(ap)
+    sub = ap.add_subparsers(dest="command")
+    p = sub.add_parser("tui", help="open the terminal UI")
+    p.add_argument("study", nargs="?")
+    _add_home(p)
+    p = sub.add_parser("demo", help="create (or resume) the demo study and run the whole protocol")
+    p.add_argument("--headless", action="store_true", help="no UI: print progress, apply the gate rules")
+    _add_home(p)
+    p = sub.add_parser("new", help="validate a study file and create the study")
+    p.add_argument("study_file")
+    _add_home(p)
+    p = sub.add_parser("run", help="run (or resume) a study's stages in worker processes")
+    p.add_argument("study")
+    p.add_argument("--until", default=None, help="stop after this stage")
+    p.add_argument("--headless", action="store_true", help="no UI: print progress, apply the gate rules")
+    _add_home(p)
+    p = sub.add_parser("status", help="stage states, decisions, headline metrics")
+    p.add_argument("study")
+    p.add_argument("--json", action="store_true")
+    _add_home(p)
+    p = sub.add_parser("studies", help="list studies")
+    p.add_argument("--json", action="store_true")
+    _add_home(p)
+    p = sub.add_parser("export", help="the go/no-go summary and metric tables")
+    p.add_argument("study")
+    p.add_argument("--format", default="json")
+    p.add_argument("-o", "--output", default=None)
+    _add_home(p)
+    p = sub.add_parser("decide", help="record a gate decision (what the TUI's decision form does)")
+    p.add_argument("study")
+    p.add_argument("stage")
+    p.add_argument("verdict", choices=["go", "no-go", "revise"])
+    p.add_argument("--rationale", required=True)
+    p.add_argument("--by", required=True)
+    _add_home(p)
+    p = sub.add_parser("bench", help="statistics-collection and intervention overhead vs a plain forward pass")
+    p.add_argument("--model", default=None, help="a model folder or hub id (default: a random ~30M Llama)")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--tokens", type=int, default=None)
+    p.add_argument("--device", default="auto")
+    _add_home(p)
+    return ap
+
+
+class ProgressPrinter:
+    """Headless progress: one line per stage event, progress at most once a second per stage."""
+
+    def __init__(self, stream: Any = None) -> None:
+        self.stream = stream or sys.stdout
+        self._last: dict[str, float] = {}
+
+    def __call__(self, ev: Event) -> None:
+        if ev.event == "progress":
+            now = time.monotonic()
+            final = ev.data.get("done") == ev.data.get("total")
+            if not final and now - self._last.get(ev.stage, 0.0) < 1.0:
+                return
+            self._last[ev.stage] = now
+        if ev.event == "metric":
+            return
+        prefix = f"[{ev.stage}]" if ev.stage else "[run]"
+        print(f"{prefix} {ev.describe()}", file=self.stream, flush=True)
+
+
+def _store(args: argparse.Namespace, create: bool = True) -> Any:
+    from lab.store import Store
+
+    return Store(args.home, create=create)
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    from lab.paths import Home
+    from lab.study import create_study, validate
+
+    home = Home(args.home)
+    validate(args.study_file, home.root)  # every check before the DB is even opened
+    study = create_study(_store(args), args.study_file)
+    print(study.id)
+    return 0
+
+
+def _run(store: Any, study_ref: Any, until: Optional[str], headless: bool) -> int:
+    from lab.runner import Runner
+
+    if not headless and sys.stdout.isatty():
+        return _tui(store.home.root, str(study_ref), run=True)
+    runner = Runner(store, study_ref, headless=True, on_event=ProgressPrinter())
+    outcome = runner.run(until=until)
+    print(outcome.message, file=sys.stderr if outcome.code else sys.stdout)
+    return outcome.code
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    return _run(_store(args, create=False), args.study, args.until, args.headless)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from lab.report import write_export
+    from lab.study import create_study
+
+    store = _store(args)
+    existing = [s for s in store.studies() if s.source_path == str(DEMO_STUDY)]
+    study = existing[-1] if existing else create_study(store, DEMO_STUDY)
+    print(f"demo study {study.id} ({'resumed' if existing else 'created'}) in {store.home.root}")
+    headless = args.headless or not sys.stdout.isatty()
+    code = _run(store, study.id, None, headless)
+    if code == 0 or headless:
+        path = write_export(store, store.study(study.id), "json")
+        print(f"summary: {path}")
+    return code
+
+
+def status_dict(store: Any, study: Any) -> dict[str, Any]:
+    from lab.report import summary
+
+    s = summary(store, study)
+    runs = {r.stage: r for r in store.stage_runs(study.id)}
+    for st in s["stages"]:
+        r = runs[st["name"]]
+        st["attempts"] = r.attempts
+        st["error"] = r.error
+        st["progress"] = json.loads(r.progress_json) if r.progress_json else None
+        st["recommendation"] = json.loads(r.recommendation_json) if r.recommendation_json else None
+    lease = store.lease(study.id)
+    return {"study": s["study"], "stages": s["stages"], "metrics": s["metrics"], "verdict": s["verdict"],
+            "runner": None if lease is None else {"holder": lease.holder, "host": lease.host, "pid": lease.pid}}
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    store = _store(args, create=False)
+    study = store.study(args.study)
+    store.mark_stale(study.id)
+    data = status_dict(store, study)
+    if args.json:
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+        return 0
+    print(f"study {study.id}: {study.name}  (protocol {study.protocol}, model {study.model_id})")
+    if study.trust_remote_code:
+        print("  trust_remote_code: ON (the study opted in to running the model's own code)")
+    for st in data["stages"]:
+        d = st["decision"]
+        dec = f"  decision: {d['verdict']} by {d['by']}" if d else ""
+        err = f"  ({st['error']})" if st["error"] and st["status"] != "done" else ""
+        print(f"  {st['name']:<10} {st['status']:<12}{dec}{err}")
+    print(f"verdict: {data['verdict']['decision']}")
+    return 0
+
+
+def cmd_studies(args: argparse.Namespace) -> int:
+    store = _store(args)
+    rows = []
+    for s in store.studies():
+        runs = store.stage_runs(s.id)
+        current = next((r for r in runs if r.state.value != "done"), None)
+        rows.append({"id": s.id, "name": s.name, "protocol": s.protocol, "model": s.model_id,
+                     "stage": current.stage if current else "complete",
+                     "state": current.state.value if current else "done",
+                     "updated_at": s.updated_at.isoformat()})
+    if args.json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+    else:
+        for r in rows:
+            print(f"{r['id']:>4}  {r['name']:<28} {r['stage']:<10} {r['state']:<12} {r['model']}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from lab.report import write_export
+
+    store = _store(args, create=False)
+    path = write_export(store, store.study(args.study), args.format, args.output)
+    print(path)
+    return 0
+
+
+def cmd_decide(args: argparse.Namespace) -> int:
+    store = _store(args, create=False)
+    study = store.study(args.study)
+    run = store.stage_run(study.id, args.stage)
+    if run.state.value != "done":
+        raise BadInput(f"stage {args.stage} is {run.state.value}, not done; run it before deciding its gate")
+    rec = json.loads(run.recommendation_json) if run.recommendation_json else None
+    d = store.add_decision(study.id, args.stage, args.verdict, args.rationale, args.by, rec)
+    print(f"decision {d.id}: {d.verdict} on {args.stage} by {d.by}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    try:
+        from lab.bench import run_bench
+    except ModuleNotFoundError as exc:
+        if exc.name == "lab.bench":
+            raise BadInput("bench is not built yet in this version of neuron-pilot") from None
+        raise
+    return run_bench(args)
+
+
+def _tui(home: Any, study: Optional[str] = None, run: bool = False) -> int:
+    import multiprocessing.resource_tracker
+
+    multiprocessing.resource_tracker.ensure_running()
+    from tui.app import NeuronPilotApp
+
+    app = NeuronPilotApp(home=str(home) if home else None, study=study, autorun=run)
+    app.run()
+    return int(app.return_code or 0)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    handlers = {"new": cmd_new, "run": cmd_run, "status": cmd_status, "studies": cmd_studies,
+                "export": cmd_export, "demo": cmd_demo, "bench": cmd_bench, "decide": cmd_decide}
+    try:
+        if args.command in (None, "tui"):
+            from lab.paths import Home
+
+            return _tui(Home(args.home).ensure().root, getattr(args, "study", None))
+        return handlers[args.command](args)
+    except BadInput as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; running stages go on in their own processes — `neuron-pilot run` resumes", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

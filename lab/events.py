@@ -1,0 +1,55 @@
+"""The worker's event protocol: one JSON object per line on stdout.
+
+Kinds: progress {done, total, unit, label}, metric {name, language, condition, value, ...},
+artifact {name, path, sha256, bytes}, log {level, message}, done {seconds}, error {message, bad_input},
+interrupted {message}. Every event carries `event`, `stage`, `study` and `t` (unix seconds).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+KINDS = ("progress", "metric", "artifact", "log", "done", "error", "interrupted")
+
+
+@dataclass(frozen=True)
+class Event:
+    event: str
+    stage: str
+    study: int
+    data: dict[str, Any] = field(default_factory=dict)
+    t: float = field(default_factory=time.time)
+
+    def to_json(self) -> str:
+        return json.dumps({"event": self.event, "stage": self.stage, "study": self.study, "t": self.t, **self.data},
+                          ensure_ascii=False, default=str)
+
+    @classmethod
+    def from_json(cls, line: str) -> "Event":
+        obj = json.loads(line)
+        if not isinstance(obj, dict) or obj.get("event") not in KINDS:
+            raise ValueError(f"not a worker event: {line[:80]!r}")
+        kind = obj.pop("event")
+        stage = obj.pop("stage", "")
+        study = int(obj.pop("study", 0))
+        t = float(obj.pop("t", time.time()))
+        return cls(kind, stage, study, obj, t)
+
+    def describe(self) -> str:
+        d = self.data
+        if self.event == "progress":
+            total = d.get("total") or 0
+            pct = f" ({100 * d['done'] / total:.0f}%)" if total else ""
+            label = f"{d.get('label')}: " if d.get("label") else ""
+            return f"{label}{d.get('done')}/{total} {d.get('unit', '')}{pct}"
+        if self.event == "metric":
+            where = "/".join(x for x in (d.get("language"), d.get("condition")) if x)
+            return f"{d.get('name')}[{where}] = {d.get('value'):.4g}"
+        if self.event == "artifact":
+            return f"wrote {d.get('name')} ({d.get('bytes')} bytes)"
+        if self.event == "done":
+            return f"done in {d.get('seconds', 0):.1f}s"
+        return str(d.get("message", ""))

@@ -1,0 +1,371 @@
+"""Opening the SQLite store: WAL, busy timeout, foreign keys, ordered migrations, typed helpers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import socket
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional, Sequence
+
+from sqlalchemy import Engine, event, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session, SQLModel, create_engine, select
+
+from lab.errors import BadInput
+from lab.paths import Home
+from lab.store.tables import (
+    Artifact,
+    Decision,
+    Lease,
+    LogLine,
+    Metric,
+    StageRun,
+    StageState,
+    Study,
+    utcnow,
+)
+
+BUSY_TIMEOUT_MS = 30_000
+STALE_HEARTBEAT = dt.timedelta(seconds=30)
+
+
+def _migration_1(conn: Any) -> None:
+    """v1: the initial schema, exactly as the SQLModel tables define it."""
+    SQLModel.metadata.create_all(conn)
+
+
+# Ordered: entry i upgrades a DB at version i to version i + 1. Append, never edit.
+MIGRATIONS: list[Callable[[Any], None]] = [_migration_1]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def make_engine(path: Path) -> Engine:
+    engine = create_engine(
+        f"sqlite:///{path}",
+        connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+    )
+    event.listen(engine, "connect", _on_connect)
+    return engine
+
+
+def pid_alive(pid: Optional[int]) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (exited, not yet reaped) still answers kill(0); treat it as dead.
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+class Store:
+    """All reads and writes of lab.db go through here."""
+
+    def __init__(self, home: Home | str | os.PathLike[str] | None = None, *, create: bool = True) -> None:
+        self.home = home if isinstance(home, Home) else Home(home)
+        if not create and not self.home.db.exists():
+            raise BadInput(f"no lab database at {self.home.db}; create a study first with `neuron-pilot new STUDY.toml --home {self.home.root}`")
+        self.home.ensure()
+        self.engine = make_engine(self.home.db)
+        self._migrate()
+
+    # ---- schema -------------------------------------------------------------------------------
+    def _migrate(self) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(text("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"))
+            row = conn.execute(text("SELECT value FROM meta WHERE key='schema_version'")).first()
+            current = int(row[0]) if row else 0
+            if current > SCHEMA_VERSION:
+                raise BadInput(
+                    f"lab database {self.home.db} has schema version {current}, newer than this neuron-pilot "
+                    f"understands ({SCHEMA_VERSION}); upgrade neuron-pilot or use another --home"
+                )
+            for version in range(current, SCHEMA_VERSION):
+                MIGRATIONS[version](conn)
+                conn.execute(
+                    text("INSERT INTO meta(key, value) VALUES('schema_version', :v) "
+                         "ON CONFLICT(key) DO UPDATE SET value=:v"),
+                    {"v": str(version + 1)},
+                )
+
+    def schema_version(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(text("SELECT value FROM meta WHERE key='schema_version'")).scalar_one())
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with Session(self.engine, expire_on_commit=False) as s:
+            yield s
+
+    def integrity_check(self) -> str:
+        with self.engine.connect() as conn:
+            return str(conn.execute(text("PRAGMA integrity_check")).scalar_one())
+
+    # ---- studies ------------------------------------------------------------------------------
+    def create_study(self, *, name: str, protocol: str, model_id: str, seed: int, trust_remote_code: bool,
+                     config: dict[str, Any], source_toml: str, source_path: str,
+                     stages: Sequence[str]) -> Study:
+        with self.session() as s:
+            study = Study(name=name, protocol=protocol, model_id=model_id, seed=seed,
+                          trust_remote_code=trust_remote_code, config_json=json.dumps(config, sort_keys=True),
+                          source_toml=source_toml, source_path=source_path)
+            s.add(study)
+            s.flush()
+            for i, stage in enumerate(stages):
+                s.add(StageRun(study_id=study.id, stage=stage, position=i))
+            s.commit()
+            s.refresh(study)
+            return study
+
+    def studies(self) -> list[Study]:
+        with self.session() as s:
+            return list(s.exec(select(Study).order_by(Study.id)))
+
+    def study(self, ref: str | int) -> Study:
+        """A study by id or by (unique) name."""
+        with self.session() as s:
+            found: Optional[Study] = None
+            if isinstance(ref, int) or str(ref).isdigit():
+                found = s.get(Study, int(ref))
+            if found is None:
+                rows = list(s.exec(select(Study).where(Study.name == str(ref))))
+                if len(rows) > 1:
+                    ids = ", ".join(str(r.id) for r in rows)
+                    raise BadInput(f"study name {ref!r} is ambiguous (ids {ids}); pass the id instead")
+                found = rows[0] if rows else None
+            if found is None:
+                raise BadInput(f"no study {ref!r} in {self.home.root}; list them with `neuron-pilot studies --home {self.home.root}`")
+            return found
+
+    def touch_study(self, study_id: int) -> None:
+        with self.session() as s:
+            study = s.get(Study, study_id)
+            if study:
+                study.updated_at = utcnow()
+                s.add(study)
+                s.commit()
+
+    # ---- stage runs ---------------------------------------------------------------------------
+    def stage_runs(self, study_id: int) -> list[StageRun]:
+        with self.session() as s:
+            return list(s.exec(select(StageRun).where(StageRun.study_id == study_id).order_by(StageRun.position)))
+
+    def stage_run(self, study_id: int, stage: str) -> StageRun:
+        with self.session() as s:
+            row = s.exec(select(StageRun).where(StageRun.study_id == study_id, StageRun.stage == stage)).first()
+            if row is None:
+                raise BadInput(f"study {study_id} has no stage {stage!r}")
+            return row
+
+    def update_stage(self, study_id: int, stage: str, **fields: Any) -> StageRun:
+        with self.session() as s:
+            row = s.exec(select(StageRun).where(StageRun.study_id == study_id, StageRun.stage == stage)).one()
+            for k, v in fields.items():
+                setattr(row, k, v)
+            s.add(row)
+            s.commit()
+            s.refresh(row)
+        self.touch_study(study_id)
+        return row
+
+    def heartbeat(self, study_id: int, stage: str, progress: Optional[dict[str, Any]] = None) -> None:
+        with self.engine.begin() as conn:
+            if progress is None:
+                conn.execute(text("UPDATE stagerun SET heartbeat_at=:t WHERE study_id=:s AND stage=:g"),
+                             {"t": utcnow(), "s": study_id, "g": stage})
+            else:
+                conn.execute(text("UPDATE stagerun SET heartbeat_at=:t, progress_json=:p WHERE study_id=:s AND stage=:g"),
+                             {"t": utcnow(), "p": json.dumps(progress), "s": study_id, "g": stage})
+
+    def mark_stale(self, study_id: int, *, stale_after: dt.timedelta = STALE_HEARTBEAT) -> list[str]:
+        """Stages marked running whose worker is gone (dead pid here, or silent heartbeat) → interrupted."""
+        marked = []
+        now = utcnow()
+        host = socket.gethostname()
+        for run in self.stage_runs(study_id):
+            if run.state != StageState.running:
+                continue
+            dead = run.host == host and not pid_alive(run.pid)
+            silent = run.heartbeat_at is None or now - run.heartbeat_at > stale_after
+            if dead or silent:
+                self.update_stage(study_id, run.stage, state=StageState.interrupted, pid=None,
+                                  error="worker stopped without finishing (killed or lost); run again to resume")
+                marked.append(run.stage)
+        return marked
+
+    # ---- metrics ------------------------------------------------------------------------------
+    def put_metric(self, study_id: int, stage: str, name: str, value: float, *, language: str = "",
+                   condition: str = "", ci_low: Optional[float] = None, ci_high: Optional[float] = None,
+                   n: Optional[int] = None) -> None:
+        self.put_metrics(study_id, [dict(stage=stage, name=name, value=value, language=language,
+                                         condition=condition, ci_low=ci_low, ci_high=ci_high, n=n)])
+
+    def put_metrics(self, study_id: int, rows: Sequence[dict[str, Any]]) -> None:
+        """Upsert many metric rows in one transaction (a re-run replaces, never duplicates)."""
+        if not rows:
+            return
+        values = []
+        for r in rows:
+            values.append(dict(study_id=study_id, stage=r["stage"], name=r["name"],
+                               language=r.get("language") or "", condition=r.get("condition") or "",
+                               value=float(r["value"]), ci_low=_opt_float(r.get("ci_low")),
+                               ci_high=_opt_float(r.get("ci_high")),
+                               n=None if r.get("n") is None else int(r["n"]), created_at=utcnow()))
+        stmt = sqlite_insert(Metric.__table__).values(values)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["study_id", "stage", "name", "language", "condition"],
+            set_={c: stmt.excluded[c] for c in ("value", "ci_low", "ci_high", "n", "created_at")},
+        )
+        with self.engine.begin() as conn:
+            conn.execute(stmt)
+
+    def metrics(self, study_id: int, stage: Optional[str] = None, name: Optional[str] = None) -> list[Metric]:
+        with self.session() as s:
+            q = select(Metric).where(Metric.study_id == study_id)
+            if stage:
+                q = q.where(Metric.stage == stage)
+            if name:
+                q = q.where(Metric.name == name)
+            return list(s.exec(q.order_by(Metric.id)))
+
+    def clear_stage_outputs(self, study_id: int, stage: str) -> None:
+        """Before a stage runs from scratch: its old metrics, artifact rows and recommendation go."""
+        with self.engine.begin() as conn:
+            for table in ("metric", "artifact"):
+                conn.execute(text(f"DELETE FROM {table} WHERE study_id=:s AND stage=:g"), {"s": study_id, "g": stage})
+            conn.execute(text("UPDATE stagerun SET recommendation_json=NULL WHERE study_id=:s AND stage=:g"),
+                         {"s": study_id, "g": stage})
+
+    # ---- artifacts ----------------------------------------------------------------------------
+    def put_artifact(self, study_id: int, stage: str, name: str, path: Path, sha256: str, size: int) -> Artifact:
+        rel = str(path.resolve().relative_to(self.home.root))
+        with self.session() as s:
+            row = s.exec(select(Artifact).where(Artifact.study_id == study_id, Artifact.stage == stage,
+                                                Artifact.name == name)).first()
+            if row is None:
+                row = Artifact(study_id=study_id, stage=stage, name=name, path=rel, sha256=sha256, bytes=size)
+            else:
+                row.path, row.sha256, row.bytes, row.created_at = rel, sha256, size, utcnow()
+            s.add(row)
+            s.commit()
+            s.refresh(row)
+            return row
+
+    def artifacts(self, study_id: int, stage: Optional[str] = None) -> list[Artifact]:
+        with self.session() as s:
+            q = select(Artifact).where(Artifact.study_id == study_id)
+            if stage:
+                q = q.where(Artifact.stage == stage)
+            return list(s.exec(q.order_by(Artifact.id)))
+
+    def artifact(self, study_id: int, stage: str, name: str) -> Artifact:
+        with self.session() as s:
+            row = s.exec(select(Artifact).where(Artifact.study_id == study_id, Artifact.stage == stage,
+                                                Artifact.name == name)).first()
+        if row is None:
+            raise BadInput(f"study {study_id} has no artifact {stage}/{name}; run the {stage} stage first")
+        return row
+
+    # ---- decisions ----------------------------------------------------------------------------
+    def add_decision(self, study_id: int, stage: str, verdict: str, rationale: str, by: str,
+                     recommendation: Optional[dict[str, Any]] = None) -> Decision:
+        if verdict not in ("go", "no-go", "revise"):
+            raise BadInput(f"verdict must be go, no-go or revise, not {verdict!r}")
+        if not rationale.strip():
+            raise BadInput("a decision needs a rationale; say why in a sentence")
+        if not by.strip():
+            raise BadInput("a decision needs an author (by)")
+        with self.session() as s:
+            row = Decision(study_id=study_id, stage=stage, verdict=verdict, rationale=rationale, by=by,
+                           recommendation_json=json.dumps(recommendation) if recommendation else None)
+            s.add(row)
+            s.commit()
+            s.refresh(row)
+        self.touch_study(study_id)
+        return row
+
+    def decisions(self, study_id: int) -> list[Decision]:
+        with self.session() as s:
+            return list(s.exec(select(Decision).where(Decision.study_id == study_id).order_by(Decision.id)))
+
+    def latest_decision(self, study_id: int, stage: str) -> Optional[Decision]:
+        with self.session() as s:
+            return s.exec(select(Decision).where(Decision.study_id == study_id, Decision.stage == stage)
+                          .order_by(Decision.id.desc())).first()  # type: ignore[union-attr]
+
+    # ---- logs ---------------------------------------------------------------------------------
+    def log(self, study_id: int, stage: str, message: str, level: str = "info") -> None:
+        with self.session() as s:
+            s.add(LogLine(study_id=study_id, stage=stage, level=level, message=message))
+            s.commit()
+
+    def logs(self, study_id: int, stage: Optional[str] = None, limit: int = 200) -> list[LogLine]:
+        with self.session() as s:
+            q = select(LogLine).where(LogLine.study_id == study_id)
+            if stage:
+                q = q.where(LogLine.stage == stage)
+            rows = list(s.exec(q.order_by(LogLine.id.desc()).limit(limit)))  # type: ignore[union-attr]
+        return rows[::-1]
+
+    # ---- leases -------------------------------------------------------------------------------
+    def acquire_lease(self, study_id: int, holder: str, ttl: dt.timedelta = dt.timedelta(seconds=60)) -> None:
+        """Take the study's runner lease or raise BadInput naming who holds it."""
+        try:
+            self._acquire_lease(study_id, holder, ttl)
+        except IntegrityError:  # another runner inserted its lease between our read and our write
+            self._acquire_lease(study_id, holder, ttl)
+
+    def _acquire_lease(self, study_id: int, holder: str, ttl: dt.timedelta) -> None:
+        host = socket.gethostname()
+        now = utcnow()
+        with self.engine.begin() as conn:
+            row = conn.execute(text("SELECT holder, pid, host, expires_at FROM lease WHERE study_id=:s"),
+                               {"s": study_id}).first()
+            if row is not None:
+                expires = row.expires_at if isinstance(row.expires_at, dt.datetime) else dt.datetime.fromisoformat(str(row.expires_at))
+                alive = expires > now and (row.host != host or pid_alive(row.pid))
+                if alive and not (row.host == host and row.pid == os.getpid()):
+                    raise BadInput(
+                        f"study {study_id} is being run by {row.holder} (pid {row.pid} on {row.host}); "
+                        f"wait for it to finish or stop it, then run again")
+                conn.execute(text("DELETE FROM lease WHERE study_id=:s"), {"s": study_id})
+            conn.execute(text("INSERT INTO lease(study_id, holder, pid, host, acquired_at, expires_at) "
+                              "VALUES(:s, :h, :p, :o, :a, :e)"),
+                         {"s": study_id, "h": holder, "p": os.getpid(), "o": host, "a": now, "e": now + ttl})
+
+    def renew_lease(self, study_id: int, ttl: dt.timedelta = dt.timedelta(seconds=60)) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(text("UPDATE lease SET expires_at=:e WHERE study_id=:s AND pid=:p"),
+                         {"e": utcnow() + ttl, "s": study_id, "p": os.getpid()})
+
+    def release_lease(self, study_id: int) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(text("DELETE FROM lease WHERE study_id=:s AND pid=:p"), {"s": study_id, "p": os.getpid()})
+
+    def lease(self, study_id: int) -> Optional[Lease]:
+        with self.session() as s:
+            return s.get(Lease, study_id)
+
+
+def _opt_float(v: Any) -> Optional[float]:
+    return None if v is None else float(v)

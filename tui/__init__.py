@@ -1,0 +1,1 @@
+"""The Textual lab assistant. Imports lab's store, runner and reports — never torch."""
