@@ -1,0 +1,63 @@
+"""Shared fixtures. Tests run offline (HF_HUB_OFFLINE=1) on tiny models they build themselves or on
+the shipped demo assets."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+LANG_TEXT = {
+    "en": "the cat sat on the mat and the dog ran in the park with a red ball ",
+    "fr": "le chat dort sur le lit et le chien court dans le parc avec une balle ",
+    "de": "die Katze schläft auf dem Bett und der Hund läuft im Park mit dem Ball ",
+    "sw": "paka analala kitandani na mbwa anakimbia bustanini na mpira mwekundu ",
+}
+
+
+def build_tiny_llama(path: Path, *, vocab: int = 400, hidden: int = 32, d_ff: int = 64, layers: int = 2,
+                     seed: int = 0, texts: list[str] | None = None) -> Path:
+    """A randomly initialised Llama with a byte-level BPE tokenizer, saved like a real model."""
+    import torch
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    torch.manual_seed(seed)
+    path.mkdir(parents=True, exist_ok=True)
+    tok = ByteLevelBPETokenizer()
+    tok.train_from_iterator(texts or list(LANG_TEXT.values()) * 5, vocab_size=vocab, min_frequency=1,
+                            special_tokens=["<s>", "</s>", "<pad>"], show_progress=False)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok._tokenizer, bos_token="<s>", eos_token="</s>",
+                                   pad_token="<pad>")
+    fast.save_pretrained(path)
+    cfg = LlamaConfig(hidden_size=hidden, intermediate_size=d_ff, num_hidden_layers=layers, num_attention_heads=4,
+                      num_key_value_heads=2, vocab_size=len(fast), max_position_embeddings=512,
+                      bos_token_id=fast.bos_token_id, eos_token_id=fast.eos_token_id, pad_token_id=fast.pad_token_id)
+    LlamaForCausalLM(cfg).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_llama(tmp_path_factory.mktemp("models") / "tiny-llama")
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Four languages, each a few thousand words of repeated demo text, plus a held-out folder."""
+    d = tmp_path_factory.mktemp("corpus")
+    (d / "heldout").mkdir()
+    for lang, text in LANG_TEXT.items():
+        (d / f"{lang}.txt").write_text((text + "\n") * 200, encoding="utf-8")
+        (d / "heldout" / f"{lang}.txt").write_text((text + "\n") * 40, encoding="utf-8")
+    return d
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "home"
