@@ -43,9 +43,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     _add_home(p)
     p = sub.add_parser("export", help="the go/no-go summary and metric tables")
-    p.add_argument("study")
+    p.add_argument("study", nargs="?")
+    p.add_argument("--compare", nargs="+", default=None, metavar="STUDY",
+                   help="two or more studies: their headlines side by side, with differences")
     p.add_argument("--format", default="json")
     p.add_argument("-o", "--output", default=None)
+    p.add_argument("--full-tokens", type=int, default=None,
+                   help="cost estimate: identification tokens per language of the full-scale run")
+    p.add_argument("--full-items", type=int, default=None,
+                   help="cost estimate: evaluation items per language and condition of the full-scale run")
     _add_home(p)
     p = sub.add_parser("decide", help="record a gate decision (what the TUI's decision form does)")
     p.add_argument("study")
@@ -186,10 +192,16 @@ def cmd_studies(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from lab.report import write_export
+    from lab.report import FullSize, write_comparison, write_export
 
+    if (args.study is None) == (args.compare is None):
+        raise BadInput("export needs either one STUDY or --compare S1 S2 ...; e.g. `neuron-pilot export 1 --format md`")
+    size = FullSize.stated_as(args.full_tokens, args.full_items)
     store = _store(args, create=False)
-    path = write_export(store, store.study(args.study), args.format, args.output)
+    if args.compare is not None:
+        path = write_comparison(store, [store.study(s) for s in args.compare], args.format, args.output, size)
+    else:
+        path = write_export(store, store.study(args.study), args.format, args.output, size)
     print(path)
     return 0
 

@@ -1,5 +1,8 @@
-"""Exports of a study: the DESIGN.md JSON summary (and, as they land, Markdown, HTML and CSV)."""
+"""Exports of a study: the go/no-go report as JSON (DESIGN.md's shape), Markdown, HTML and CSV, and
+comparisons of several studies. See docs/report.md for what each format holds."""
 
-from lab.report.summary import summary, write_export
+from lab.report.cost import FullSize
+from lab.report.headline import headline
+from lab.report.summary import FORMATS, summary, write_comparison, write_export
 
-__all__ = ["summary", "write_export"]
+__all__ = ["FORMATS", "FullSize", "headline", "summary", "write_comparison", "write_export"]

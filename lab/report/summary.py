@@ -1,4 +1,8 @@
-"""The go/no-go summary as a plain dict in DESIGN.md's JSON export shape, and writing exports."""
+"""The go/no-go summary as a plain dict in DESIGN.md's JSON export shape, and writing exports.
+
+DESIGN.md's keys are kept exactly; extensions (documented in docs/report.md): study.trust_remote_code,
+headline, cost, artifacts[].check, provenance.model and provenance.data.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,10 @@ from lab.artifacts import atomic_write_bytes
 from lab.errors import BadInput
 from lab.gates import overall_verdict
 from lab.provenance import provenance
+from lab.report.cost import FullSize, cost
+from lab.report.facts import StudyFacts, load_facts
+from lab.report.headline import headline
+from lab.report.sources import artifact_list, corpus_files, model_record
 from lab.store import Store, Study
 
 
@@ -18,16 +26,12 @@ def _iso(t: Optional[dt.datetime]) -> Optional[str]:
     return None if t is None else t.replace(tzinfo=dt.timezone.utc).isoformat()
 
 
-def summary(store: Store, study: Study) -> dict[str, Any]:
-    cfg = json.loads(study.config_json)
-    sid = int(study.id)  # type: ignore[arg-type]
-    model_art = [a for a in store.artifacts(sid, "model") if a.name == "model.json"]
-    model_info: dict[str, Any] = {}
-    if model_art:
-        try:
-            model_info = json.loads(store.home.inside(Path(model_art[0].path)).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            model_info = {}
+def summary(store: Store, study: Study, size: Optional[FullSize] = None,
+            facts: Optional[StudyFacts] = None) -> dict[str, Any]:
+    facts = facts or load_facts(store, study)
+    cfg = facts.cfg
+    sid = facts.sid
+    model_info = facts.model_info()
     decisions = {}
     for d in store.decisions(sid):
         decisions[d.stage] = {"verdict": d.verdict, "rationale": d.rationale, "by": d.by, "at": _iso(d.at)}
@@ -35,14 +39,16 @@ def summary(store: Store, study: Study) -> dict[str, Any]:
         "name": r.stage, "status": r.state.value if hasattr(r.state, "value") else str(r.state),
         "started_at": _iso(r.started_at), "finished_at": _iso(r.finished_at),
         "compute_seconds": round(r.compute_seconds, 3), "decision": decisions.get(r.stage),
-    } for r in store.stage_runs(sid)]
+    } for r in facts.runs]
     metrics = [{
         "stage": m.stage, "name": m.name, "language": m.language or None, "condition": m.condition or None,
         "value": m.value, "ci_low": m.ci_low, "ci_high": m.ci_high, "n": m.n,
-    } for m in store.metrics(sid)]
-    artifacts = [{"stage": a.stage, "name": a.name, "path": a.path, "sha256": a.sha256, "bytes": a.bytes}
-                 for a in store.artifacts(sid)]
+    } for m in facts.metrics]
     verdict = overall_verdict(store, study)
+    head = headline(store, study, facts)
+    prov = provenance(study.seed, model_info)
+    prov["model"] = model_record(facts)
+    prov["data"] = {"corpus": corpus_files(facts)}
     return {
         "study": {
             "id": sid, "name": study.name, "protocol": study.protocol,
@@ -54,21 +60,69 @@ def summary(store: Store, study: Study) -> dict[str, Any]:
         },
         "stages": stages,
         "metrics": metrics,
-        "artifacts": artifacts,
+        "artifacts": artifact_list(facts),
         "verdict": {"decision": verdict.verdict, "reasons": verdict.reasons},
-        "provenance": provenance(study.seed, model_info),
+        "provenance": prov,
+        "headline": head,
+        "cost": cost(facts, head, size),
     }
 
 
 FORMATS = ("json", "md", "html", "csv")
 
 
-def write_export(store: Store, study: Study, fmt: str, out: Optional[str | Path] = None) -> Path:
-    if fmt not in FORMATS:
-        raise BadInput(f"--format {fmt!r} is not an export format (known: {', '.join(FORMATS)})")
-    if fmt != "json":
-        raise BadInput(f"--format {fmt} is not built yet in this version of neuron-pilot; use --format json")
-    path = Path(out) if out else store.home.exports / f"study-{study.id}-summary.{fmt}"
-    data = json.dumps(summary(store, study), indent=2, ensure_ascii=False).encode("utf-8")
-    atomic_write_bytes(path, data)
+def default_path(store: Store, stem: str, fmt: str) -> Path:
+    return store.home.exports / f"{stem}.{fmt}"
+
+
+def _check_format(fmt: str, allowed: tuple[str, ...] = FORMATS) -> None:
+    if fmt not in allowed:
+        raise BadInput(f"--format {fmt!r} is not an export format (known: {', '.join(allowed)}); pick one of them")
+
+
+def write_export(store: Store, study: Study, fmt: str, out: Optional[str | Path] = None,
+                 size: Optional[FullSize] = None) -> Path:
+    """Write one study's export in `fmt`; Markdown also writes <name>_charts/ beside the file."""
+    _check_format(fmt)
+    path = Path(out) if out else default_path(store, f"study-{study.id}-summary", fmt)
+    if path.is_dir():
+        raise BadInput(f"-o {path} is a folder; give a file path such as {path / ('summary.' + fmt)}")
+    facts = load_facts(store, study)
+    if fmt == "json":
+        data = json.dumps(summary(store, study, size, facts), indent=2, ensure_ascii=False).encode("utf-8")
+        atomic_write_bytes(path, data)
+    elif fmt == "csv":
+        from lab.report.csv_export import metrics_frame
+
+        atomic_write_bytes(path, metrics_frame(facts).to_csv(index=False).encode("utf-8"))
+    else:
+        from lab.report.document import build_document
+
+        doc = build_document(store, study, size, facts)
+        if fmt == "md":
+            from lab.report.markdown import write_markdown
+
+            write_markdown(doc, path)
+        else:
+            from lab.report.html import render_html
+
+            atomic_write_bytes(path, render_html(doc).encode("utf-8"))
+    return path
+
+
+def write_comparison(store: Store, studies: list[Study], fmt: str, out: Optional[str | Path] = None,
+                     size: Optional[FullSize] = None) -> Path:
+    """The headline rows of several studies side by side, with differences against the first."""
+    from lab.report.compare import write_compare
+
+    _check_format(fmt)
+    if len(studies) < 2:
+        raise BadInput("--compare needs at least two studies (ids or names); e.g. --compare 1 2")
+    ids = [int(s.id) for s in studies]  # type: ignore[arg-type]
+    if len(set(ids)) != len(ids):
+        raise BadInput("--compare names the same study twice; list each study once")
+    path = Path(out) if out else default_path(store, "compare-" + "-".join(map(str, ids)), fmt)
+    if path.is_dir():
+        raise BadInput(f"-o {path} is a folder; give a file path such as {path / ('compare.' + fmt)}")
+    write_compare(store, studies, fmt, path, size)
     return path
