@@ -5,6 +5,7 @@ neurons.json / control.json), computes the replacement values per [intervention]
 language's own mean / p10 / p90 activation of each neuron, or a scale factor), and checks on a
 held-out block that applying the hooks changes the logits and removing them restores the logits
 bit for bit. intervention.json records the plan and the check; evaluate reads it.
+With [intervention] kind = "finetune" it trains the fine-tune adapters instead (lab.finetune).
 """
 
 from __future__ import annotations
@@ -115,6 +116,12 @@ def restore_check(loaded: LoadedModel, by_layer: dict[int, list[int]], kind: str
 @STAGES.register("intervene")
 def run(ctx: StageContext) -> None:
     cfg = ctx.cfg
+    if cfg["intervention"]["kind"] == "finetune":  # train the adapters instead (docs/finetune.md)
+        from lab.finetune import run_finetune_intervention
+
+        plan = run_finetune_intervention(ctx)
+        ctx.log(f"fine-tuned {len(plan['variants'])} adapters: {', '.join(v['name'] for v in plan['variants'])}")
+        return
     require_test_time(cfg)
     kind = cfg["intervention"]["value"]
     scale = float(cfg["intervention"].get("scale", 2.0))
