@@ -1,0 +1,217 @@
+"""NeuronPilotApp: the Textual lab assistant. It reads the store, starts runs of a study's stages
+(each stage in its own worker process, via lab.runner) and records decisions. It never imports
+torch: everything heavy happens in worker processes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import traceback
+from pathlib import Path
+from typing import Callable, Optional
+
+from textual import work
+from textual.app import App
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from lab.errors import BadInput
+from lab.report import write_export
+from lab.runner import RunOutcome, Runner
+from lab.store import Store
+from lab.store.tables import utcnow
+from tui.bindings import APP_BINDINGS
+from tui.commands import LabCommands
+from tui.keymap import load_keymap
+from tui.messages import StageFinished, StageLog, StageProgress
+from tui.screens.error import ErrorScreen
+from tui.screens.export import ExportScreen
+from tui.screens.help import HelpScreen
+from tui.screens.home import HomeScreen
+from tui.screens.new_study import NewStudyScreen
+from tui.screens.study import StudyScreen
+from tui.stage_runs import RunHandle, run_in_daemon
+from tui.study_state import live_running_stages
+
+THEMES = ("textual-dark", "textual-light")
+
+
+class NeuronPilotApp(App[int]):
+    CSS_PATH = "app.tcss"
+    TITLE = "neuron-pilot"
+    BINDINGS = APP_BINDINGS
+    COMMANDS = App.COMMANDS | {LabCommands}
+
+    def __init__(self, home: Optional[str] = None, study: Optional[str] = None, autorun: bool = False, *,
+                 clock: Optional[Callable[[], dt.datetime]] = None,
+                 built_stages: Optional[set[str]] = None) -> None:
+        super().__init__()
+        # Bad input (unknown study, broken keymap) fails here, before the terminal is taken over.
+        self.store = Store(home)
+        self.initial_study: Optional[int] = int(self.store.study(study).id) if study else None  # type: ignore[arg-type]
+        self.autorun = autorun
+        self.clock: Callable[[], dt.datetime] = clock or utcnow
+        self.built_stages = built_stages  # None: whatever this install has built (tests pin it)
+        self.user_keymap = load_keymap(self.store.home.root)
+        self.active_run: Optional[RunHandle] = None
+        self.last_export: Optional[Path] = None
+
+    def on_mount(self) -> None:
+        if self.user_keymap:
+            self.set_keymap(self.user_keymap)
+        self.push_screen(HomeScreen())
+        if self.initial_study is not None:
+            self.open_study(self.initial_study, run=self.autorun)
+
+    # ---- navigation ---------------------------------------------------------------------------
+    def study_screen(self, study_id: int) -> Optional[StudyScreen]:
+        """The open screen of that study, even under a modal (it keeps updating beneath)."""
+        for screen in reversed(self.screen_stack):
+            if isinstance(screen, StudyScreen) and screen.study_id == study_id:
+                return screen
+        return None
+
+    def open_study(self, study_id: int, *, replace: bool = False, run: bool = False) -> None:
+        screen = StudyScreen(study_id)
+        if replace or isinstance(self.screen, StudyScreen):
+            self.switch_screen(screen)
+        else:
+            self.push_screen(screen)
+        if run:
+            self.call_after_refresh(self.start_run, study_id)
+
+    def action_new_study(self) -> None:
+        self.push_screen(NewStudyScreen())
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_toggle_theme(self) -> None:
+        self.theme = THEMES[1] if self.theme == THEMES[0] else THEMES[0]
+
+    async def action_quit(self) -> None:
+        handle = self.active_run
+        message = None
+        if handle is not None and handle.current_stage:
+            message = (f"stage {handle.current_stage} of study {handle.study_id} keeps running in its worker "
+                       f"process; reopen neuron-pilot to follow it")
+        self.exit(0, message=message)
+
+    # ---- running ------------------------------------------------------------------------------
+    def start_run(self, study_id: int) -> bool:
+        """Run (or resume) a study's stages in the background; False when something else runs."""
+        if self.active_run is not None:
+            which = "this study" if self.active_run.study_id == study_id else f"study {self.active_run.study_id}"
+            self.notify(f"{which} is already running; wait for it or cancel it (x)", severity="warning")
+            return False
+        self.store.mark_stale(study_id)
+        busy = live_running_stages(self.store, study_id)
+        if busy:
+            self.notify(f"stage {busy[0].stage} is still running in worker pid {busy[0].pid}; wait for it or "
+                        f"cancel it (x)", severity="warning")
+            return False
+        handle = RunHandle(study_id, self.post_message)
+        self.active_run = handle
+        screen = self.study_screen(study_id)
+        if screen is not None:
+            screen.run_started()
+        self._run_stages(handle)
+        return True
+
+    def cancel_run(self, study_id: int) -> bool:
+        handle = self.active_run
+        if handle is None or handle.study_id != study_id:
+            return False
+        return handle.cancel()
+
+    @work(thread=True, group="stages", exclusive=True, exit_on_error=False, name="run-stages")
+    def _run_stages(self, handle: RunHandle) -> Optional[RunOutcome]:
+        worker = get_current_worker()
+
+        def make(h: RunHandle) -> Runner:
+            return Runner(self.store, h.study_id, headless=False, on_event=h.on_event, holder="tui")
+
+        return run_in_daemon(handle, make, lambda: worker.is_cancelled)
+
+    def on_stage_progress(self, msg: StageProgress) -> None:
+        screen = self.study_screen(msg.study)
+        if screen is not None:
+            screen.show_progress(msg)
+
+    def on_stage_log(self, msg: StageLog) -> None:
+        screen = self.study_screen(msg.study)
+        if screen is not None:
+            screen.show_log(msg)
+
+    def on_stage_finished(self, msg: StageFinished) -> None:
+        screen = self.study_screen(msg.study)
+        if screen is not None:
+            screen.show_finished(msg)
+
+    # ---- export -------------------------------------------------------------------------------
+    def choose_export(self, study_id: int) -> None:
+        def chosen(fmt: Optional[str]) -> None:
+            if fmt:
+                self.export_study(study_id, fmt)
+
+        self.push_screen(ExportScreen(), chosen)
+
+    def export_study(self, study_id: int, fmt: str) -> None:
+        self._export(study_id, fmt)
+
+    @work(thread=True, group="export", exit_on_error=False)
+    def _export(self, study_id: int, fmt: str) -> Path:
+        return write_export(self.store, self.store.study(study_id), fmt)
+
+    # ---- worker outcomes ------------------------------------------------------------------------
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        worker = event.worker
+        if worker.group == "stages":
+            self._stages_changed(worker, event.state)
+        elif worker.group == "export":
+            if event.state == WorkerState.SUCCESS:
+                path = worker.result
+                self.last_export = path
+                self.notify(f"exported to {path}", title="export", timeout=10)
+                screen = next((s for s in reversed(self.screen_stack) if isinstance(s, StudyScreen)), None)
+                if screen is not None:
+                    screen.set_status(f"exported to {path}")
+                    screen.write_log("", "info", f"exported to {path}")
+            elif event.state == WorkerState.ERROR:
+                if isinstance(worker.error, BadInput):
+                    self.notify(str(worker.error), title="export", severity="error", timeout=10)
+                else:
+                    self.show_error("Export failed", worker.error)
+        elif event.state == WorkerState.ERROR and worker.group != "create":
+            self.show_error(f"{worker.name or 'background work'} failed", worker.error)
+
+    def _stages_changed(self, worker: Worker, state: WorkerState) -> None:
+        if state not in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
+            return
+        handle, self.active_run = self.active_run, None
+        study_id = handle.study_id if handle else None
+        if state == WorkerState.ERROR:
+            self.show_error("Running the study stopped with an error", worker.error)
+            if study_id is not None and self.study_screen(study_id):
+                self.study_screen(study_id).refresh_view()  # type: ignore[union-attr]
+            return
+        outcome = worker.result if state == WorkerState.SUCCESS else None
+        if outcome is None or study_id is None:
+            return
+        screen = self.study_screen(study_id)
+        if screen is not None:
+            screen.run_ended(outcome)
+        else:
+            self.notify(outcome.message, title=f"study {study_id}", severity="error" if outcome.code else "information")
+
+    def show_error(self, title: str, error: Optional[BaseException]) -> None:
+        if error is None:
+            message, details = "unknown error", ""
+        elif isinstance(error, BadInput):
+            message, details = str(error), ""
+        else:
+            message = f"{type(error).__name__}: {error}"
+            details = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+        if isinstance(self.screen, ErrorScreen):
+            return  # one error modal at a time
+        self.push_screen(ErrorScreen(title, message, details))

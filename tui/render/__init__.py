@@ -1,0 +1,1 @@
+"""Rich renderables built from store rows: metric tables, heatmaps, stage descriptions."""

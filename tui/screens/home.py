@@ -1,0 +1,92 @@
+"""The studies list: every study in the lab home with its current stage, state and verdict."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+
+from tui.bindings import HOME_BINDINGS
+from tui.formatting import clip, relative_time, short_model
+from tui.study_state import study_rows
+
+COLUMNS = ("id", "name", "model", "stage", "state", "activity", "verdict")
+STATE_STYLE = {"running": "bold cyan", "failed": "bold red", "interrupted": "yellow", "decide": "bold magenta",
+               "done": "green", "not built": "dim yellow", "stop": "bold yellow"}
+VERDICT_STYLE = {"go": "green", "no-go": "red", "undecided": "dim"}
+
+
+class HomeScreen(Screen[None]):
+    BINDINGS = HOME_BINDINGS
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield DataTable(id="studies", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="home-hint")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = "studies"
+        table = self.query_one("#studies", DataTable)
+        table.add_columns(*COLUMNS)
+        self.refresh_rows()
+        table.focus()
+
+    def on_screen_resume(self) -> None:
+        self.refresh_rows()
+
+    def refresh_rows(self) -> None:
+        table = self.query_one("#studies", DataTable)
+        keep: Optional[int] = self.selected_study_id()
+        table.clear()
+        now = self.app.clock()  # type: ignore[attr-defined]
+        rows = study_rows(self.app.store, self.app.built_stages)  # type: ignore[attr-defined]
+        for r in rows:
+            table.add_row(str(r.id), clip(r.name, 13), short_model(r.model, 13), r.stage,
+                          Text(r.state, style=STATE_STYLE.get(r.state.split(":")[0], "")),
+                          relative_time(r.last_activity, now),
+                          Text(r.verdict, style=VERDICT_STYLE.get(r.verdict, "")), key=str(r.id))
+        if keep is not None and str(keep) in {str(r.id) for r in rows}:
+            table.move_cursor(row=table.get_row_index(str(keep)))
+        hint = self.query_one("#home-hint", Static)
+        if rows:
+            hint.update("enter opens · r runs/resumes · n new study · ? keys · ctrl+p commands")
+        else:
+            hint.update("No studies yet. Press n to create one, or run `neuron-pilot demo` in a shell.")
+
+    def selected_study_id(self) -> Optional[int]:
+        table = self.query_one("#studies", DataTable)
+        if table.row_count == 0:
+            return None
+        try:
+            key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
+        except Exception:
+            return None
+        return int(key.value) if key.value is not None else None
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.row_key.value is not None:
+            self.app.open_study(int(event.row_key.value))  # type: ignore[attr-defined]
+
+    def action_open_study(self) -> None:
+        sid = self.selected_study_id()
+        if sid is None:
+            self.notify("no study selected; press n to create one", severity="warning")
+            return
+        self.app.open_study(sid)  # type: ignore[attr-defined]
+
+    def action_run_study(self) -> None:
+        sid = self.selected_study_id()
+        if sid is None:
+            self.notify("no study selected; press n to create one", severity="warning")
+            return
+        self.app.open_study(sid, run=True)  # type: ignore[attr-defined]
+
+    def action_new_study(self) -> None:
+        self.app.action_new_study()  # type: ignore[attr-defined]
+
+    def action_refresh(self) -> None:
+        self.refresh_rows()

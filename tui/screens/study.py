@@ -1,0 +1,348 @@
+"""One study: the protocol's stages as a stepper, the selected stage's details and results, the live
+progress of whatever runs, the log, decisions and export.
+
+Live events reach this screen two ways: from the app's own runner (messages forwarded by the app),
+or, for a stage started by an earlier UI session, by following that stage's event log file and
+polling its row in the DB (re-attach).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import time
+from typing import Any, Optional
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Header, OptionList, RichLog, Static, TabbedContent, TabPane
+
+from lab.runner import RunOutcome, Runner
+from lab.store import Decision, StageState, Store
+from lab.store.db import pid_alive
+from tui.bindings import STUDY_BINDINGS
+from tui.event_follower import EventLogFollower
+from tui.formatting import short_model
+from tui.messages import StageFinished, StageLog, StageProgress, message_for
+from tui.render.metrics import stage_results
+from tui.render.stage_info import stage_info
+from tui.screens.decision import DecisionScreen
+from tui.study_state import StageView, current_stage, stage_views, study_protocol
+from tui.widgets.live_bar import LiveBar, RateTracker
+from tui.widgets.stepper import StageStepper
+
+LEVEL_STYLE = {"warning": "yellow", "error": "bold red", "info": ""}
+POLL_S = 0.25
+DB_POLL_EVERY = 4  # ticks: the DB row of a followed stage is read once a second
+
+
+class StudyScreen(Screen[None]):
+    BINDINGS = STUDY_BINDINGS
+
+    def __init__(self, study_id: int) -> None:
+        super().__init__()
+        self.study_id = study_id
+        self.trackers: dict[str, RateTracker] = {}
+        self.followers: dict[str, EventLogFollower] = {}
+        self.last_outcome: Optional[str] = None
+        self.highlight_times: list[float] = []  # when a stage highlight was handled (latency checks)
+        self.last_progress: dict[str, tuple[int, int]] = {}  # stage → (done, total) last shown
+        self._initial_selection = True
+        self._ticks = 0
+
+    @property
+    def store(self) -> Store:
+        return self.app.store  # type: ignore[attr-defined,no-any-return]
+
+    # ---- layout ---------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="study-body"):
+            with Vertical(id="left"):
+                yield StageStepper(id="stepper")
+                yield Static("", id="study-info")
+            with TabbedContent(id="tabs", initial="tab-stage"):
+                with TabPane("Stage", id="tab-stage"):
+                    with VerticalScroll():
+                        yield Static("", id="stage-info")
+                with TabPane("Results", id="tab-results"):
+                    with VerticalScroll():
+                        yield Static("", id="results")
+                with TabPane("Log", id="tab-log"):
+                    yield RichLog(id="log", wrap=True, max_lines=2000, markup=False)
+        yield LiveBar(id="live")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.study = self.store.study(self.study_id)
+        protocol = study_protocol(self.store, self.study)
+        if protocol is None:
+            self.app.notify(f"protocol {self.study.protocol!r} of study {self.study_id} cannot be loaded",
+                            severity="error")
+            self.app.pop_screen()
+            return
+        self.protocol = protocol
+        self.cfg: dict[str, Any] = json.loads(self.study.config_json)
+        self.languages: list[str] = list(self.cfg.get("languages", {}).get("all", []))
+        self.sub_title = f"{self.study.name} · study {self.study_id}"
+        self.query_one("#study-info", Static).update(self._study_info())
+        for line in self.store.logs(self.study_id, limit=100):
+            self.write_log(line.stage, line.level, line.message)
+        if not self._app_runs_this_study():
+            for stage in self.store.mark_stale(self.study_id):
+                self.write_log(stage, "warning", "interrupted: its worker is gone; press r to resume")
+                self.set_status(f"stage {stage} was interrupted (its worker is gone): press r to resume")
+        self.ensure_recommendations()
+        self.refresh_view()
+        self.attach_running()
+        self.query_one("#stepper", StageStepper).focus()
+        self.set_interval(POLL_S, self._poll)
+
+    def _study_info(self) -> Text:
+        cfg = self.cfg
+        langs = cfg.get("languages", {})
+        text = Text()
+        text.append(short_model(self.study.model_id, 22) + "\n", style="bold")
+        text.append(f"langs {', '.join(langs.get('all', []))}\n")
+        text.append(f"targets {', '.join(langs.get('targets', []))}\n")
+        text.append(f"{cfg.get('identify', {}).get('method', '?')} · "
+                    f"{cfg.get('intervention', {}).get('kind', '?')} "
+                    f"{cfg.get('intervention', {}).get('value', '')}\n", style="dim")
+        if self.study.trust_remote_code:
+            text.append("trust_remote_code ON\n", style="bold yellow")
+        return text
+
+    # ---- views ----------------------------------------------------------------------------------
+    def refresh_view(self) -> None:
+        views = stage_views(self.store, self.store.study(self.study_id), self.protocol,
+                            self.app.built_stages)  # type: ignore[attr-defined]
+        stepper = self.query_one("#stepper", StageStepper)
+        stepper.set_views(views)
+        if self._initial_selection:
+            self._initial_selection = False
+            current = current_stage(views)
+            if current is not None:
+                stepper.select_stage(current.name)
+        self.update_details()
+
+    def ensure_recommendations(self) -> None:
+        """A gated stage that finished while no runner watched (UI closed) gets its rule applied now,
+        exactly as the runner would, so its decision form shows the recommendation."""
+        for view in stage_views(self.store, self.store.study(self.study_id), self.protocol):
+            if view.awaiting_decision and view.recommendation is None:
+                try:
+                    Runner(self.store, self.study_id).apply_gate(view.name)
+                except Exception as exc:  # a rule that cannot run must not take the screen down
+                    self.write_log(view.name, "warning", f"its gate rule could not be applied: {exc}")
+
+    def update_details(self) -> None:
+        view = self.query_one("#stepper", StageStepper).selected_view
+        if view is None:
+            return
+        self.query_one("#stage-info", Static).update(stage_info(view, self.cfg))
+        self.query_one("#results", Static).update(stage_results(self.store, self.study_id, view.name,
+                                                                self.languages))
+
+    def view_of(self, stage: str) -> Optional[StageView]:
+        for v in self.query_one("#stepper", StageStepper).views:
+            if v.name == stage:
+                return v
+        return None
+
+    def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        if event.option_list.id == "stepper":
+            self.update_details()
+            self.highlight_times.append(time.perf_counter())
+
+    def select_stage(self, stage: str) -> None:
+        self.query_one("#stepper", StageStepper).select_stage(stage)
+
+    def set_status(self, text: str) -> None:
+        self.last_outcome = text
+        self.query_one("#live", LiveBar).set_status(text)
+
+    def write_log(self, stage: str, level: str, text: str) -> None:
+        prefix = f"[{stage}] " if stage else "[run] "
+        self.query_one("#log", RichLog).write(Text(prefix + text, style=LEVEL_STYLE.get(level, "")))
+
+    # ---- live events (from the app's runner or from a followed log) -------------------------------
+    def show_progress(self, msg: StageProgress) -> None:
+        tracker = self.trackers.setdefault(msg.stage, RateTracker())
+        tracker.add(msg.t, msg.done, msg.total, msg.unit, msg.label)
+        self.last_progress[msg.stage] = (msg.done, msg.total)
+        view = self.view_of(msg.stage)
+        if view is not None and view.state != "running":
+            self.refresh_view()  # the stage just started: show it as running and follow it
+            self.select_stage(msg.stage)
+        percent = int(100 * msg.done / msg.total) if msg.total else None
+        self.query_one("#stepper", StageStepper).set_percent(msg.stage, percent)
+        self.query_one("#live", LiveBar).show_progress(msg.stage, msg.done, msg.total, msg.unit, msg.label, tracker)
+
+    def show_log(self, msg: StageLog) -> None:
+        self.write_log(msg.stage, msg.level, msg.text)
+        if msg.level == "warning":
+            self.set_status(msg.text)
+
+    def show_finished(self, msg: StageFinished) -> None:
+        self.trackers.pop(msg.stage, None)
+        self.query_one("#stepper", StageStepper).set_percent(msg.stage, None)
+        level = {"done": "info", "interrupted": "warning"}.get(msg.kind, "error")
+        self.write_log(msg.stage, level, f"{msg.kind}: {msg.text}")
+        self.query_one("#live", LiveBar).show_idle(f"{msg.stage} {msg.kind}")
+        self.refresh_view()
+
+    def run_started(self) -> None:
+        self.set_status("running: stages run in their own worker processes (x cancels, q leaves them running)")
+
+    def run_ended(self, outcome: RunOutcome) -> None:
+        self.query_one("#live", LiveBar).show_idle("idle")
+        self.refresh_view()
+        self.write_log("", "info" if outcome.code == 0 else "error", outcome.message)
+        self.set_status(outcome.message)
+        if outcome.stopped_at:
+            self.select_stage(outcome.stopped_at)
+        if outcome.awaiting_decision:
+            self.open_decision(outcome.awaiting_decision)
+        elif "not built" in outcome.message or "not available" in outcome.message:
+            self.app.notify(outcome.message, title="not built yet", severity="warning", timeout=8)
+        elif outcome.code != 0:
+            self.app.notify(outcome.message, severity="error", timeout=8)
+
+    # ---- re-attach ----------------------------------------------------------------------------
+    def _app_runs_this_study(self) -> bool:
+        handle = getattr(self.app, "active_run", None)
+        return handle is not None and handle.study_id == self.study_id
+
+    def attach_running(self) -> None:
+        """Follow stages that are running in workers this UI did not start."""
+        if self._app_runs_this_study():
+            return
+        for run in self.store.stage_runs(self.study_id):
+            if run.state != StageState.running or run.stage in self.followers:
+                continue
+            self.followers[run.stage] = EventLogFollower(self.store.home.event_log(self.study_id, run.stage))
+            self.write_log(run.stage, "info", f"re-attached: following its worker (pid {run.pid} on {run.host})")
+            self.set_status(f"{run.stage} is running in a worker started earlier; following it (x cancels)")
+            if run.progress_json:
+                data = json.loads(run.progress_json)
+                self.show_progress(StageProgress(self.study_id, run.stage, int(data.get("done") or 0),
+                                                 int(data.get("total") or 0), str(data.get("unit") or ""),
+                                                 data.get("label"), time.time()))
+
+    def _poll(self) -> None:
+        if not self.followers:
+            return
+        self._ticks += 1
+        for stage, follower in list(self.followers.items()):
+            for event in follower.poll():
+                self._dispatch(message_for(event, self.study_id))
+            if self._ticks % DB_POLL_EVERY:
+                continue
+            run = self.store.stage_run(self.study_id, stage)
+            if run.state == StageState.running and run.host == socket.gethostname() and not pid_alive(run.pid):
+                self.store.mark_stale(self.study_id)
+                run = self.store.stage_run(self.study_id, stage)
+            if run.state != StageState.running:
+                for event in follower.poll():
+                    self._dispatch(message_for(event, self.study_id))
+                del self.followers[stage]
+                self.trackers.pop(stage, None)
+                self.query_one("#stepper", StageStepper).set_percent(stage, None)
+                self.query_one("#live", LiveBar).show_idle("idle")
+                state = run.state.value
+                hint = " — press r to continue" if state in ("done", "interrupted") else ""
+                self.set_status(f"stage {stage} finished while followed: {state}{hint}")
+                self.ensure_recommendations()
+                self.refresh_view()
+
+    def _dispatch(self, msg: Any) -> None:
+        if isinstance(msg, StageProgress):
+            self.show_progress(msg)
+        elif isinstance(msg, StageFinished):
+            self.show_finished(msg)
+        elif isinstance(msg, StageLog):
+            self.show_log(msg)
+
+    def followed_pid(self) -> Optional[int]:
+        for stage in self.followers:
+            run = self.store.stage_run(self.study_id, stage)
+            if run.pid and run.host == socket.gethostname() and pid_alive(run.pid):
+                return run.pid
+        return None
+
+    # ---- actions ------------------------------------------------------------------------------
+    def action_run(self) -> None:
+        if self.followers:
+            stage = next(iter(self.followers))
+            self.app.notify(f"stage {stage} is still running in its worker; wait for it or press x to cancel",
+                            severity="warning")
+            return
+        self.app.start_run(self.study_id)  # type: ignore[attr-defined]
+
+    def action_cancel(self) -> None:
+        if self.app.cancel_run(self.study_id):  # type: ignore[attr-defined]
+            self.set_status("asked the running stage to checkpoint and stop…")
+            return
+        pid = self.followed_pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGTERM)
+            self.set_status(f"asked the followed worker (pid {pid}) to checkpoint and stop…")
+            return
+        self.app.notify("nothing is running", severity="information")
+
+    def action_decide(self) -> None:
+        view = self.query_one("#stepper", StageStepper).selected_view
+        if view is None:
+            return
+        if not view.has_gate:
+            self.app.notify(f"stage {view.name} has no gate to decide", severity="warning")
+        elif view.state != "done":
+            self.app.notify(f"stage {view.name} is {view.state}; run it before deciding its gate", severity="warning")
+        else:
+            self.open_decision(view.name)
+
+    def open_decision(self, stage: str) -> None:
+        view = self.view_of(stage)
+        if view is not None and view.recommendation is None:
+            self.ensure_recommendations()
+            self.refresh_view()
+            view = self.view_of(stage)
+        if view is None:
+            return
+        self.select_stage(stage)
+        screen = DecisionScreen(self.store, self.study_id, stage, view.spec.title, view.recommendation)
+        self.app.push_screen(screen, self._decided)
+
+    def _decided(self, decision: Optional[Decision]) -> None:
+        if decision is None:
+            self.set_status("no decision recorded; press d on the stage to decide later")
+            return
+        self.write_log(decision.stage, "info", f"decision: {decision.verdict} by {decision.by} — {decision.rationale}")
+        self.refresh_view()
+        self.set_status(f"decision on {decision.stage} recorded: {decision.verdict}; continuing")
+        self.app.start_run(self.study_id)  # type: ignore[attr-defined]
+
+    def action_export(self) -> None:
+        self.app.choose_export(self.study_id)  # type: ignore[attr-defined]
+
+    def action_show_tab(self, tab: str) -> None:
+        self.query_one("#tabs", TabbedContent).active = tab
+        if tab == "tab-results":
+            self.update_details()
+
+    def action_scroll_pane(self, direction: int) -> None:
+        """Page through the active tab without moving focus off the stepper."""
+        tabs = self.query_one("#tabs", TabbedContent)
+        if tabs.active == "tab-log":
+            log = self.query_one("#log", RichLog)
+            log.scroll_relative(y=direction * max(log.size.height - 2, 1), animate=False)
+            return
+        pane = self.query_one(f"#{tabs.active} VerticalScroll", VerticalScroll)
+        pane.scroll_relative(y=direction * max(pane.size.height - 2, 1), animate=False)
+
+    def action_back(self) -> None:
+        self.app.pop_screen()

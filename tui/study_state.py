@@ -1,0 +1,133 @@
+"""What the screens show, read from the store: one row per study, one view per stage.
+
+Pure reads (no widgets) so the same logic serves the studies table, the stepper and the command
+palette, and can be tested without a terminal.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from lab.gates import overall_verdict
+from lab.stages import built_stage_names
+from lab.store import Decision, StageRun, StageState, Store, Study
+from protocols import Protocol, ProtocolError, StageSpec, load_protocol
+
+
+@dataclass
+class StageView:
+    spec: StageSpec
+    run: StageRun
+    built: bool
+    decision: Optional[Decision]
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def state(self) -> str:
+        return self.run.state.value if hasattr(self.run.state, "value") else str(self.run.state)
+
+    @property
+    def progress(self) -> Optional[dict[str, Any]]:
+        return json.loads(self.run.progress_json) if self.run.progress_json else None
+
+    @property
+    def recommendation(self) -> Optional[dict[str, Any]]:
+        return json.loads(self.run.recommendation_json) if self.run.recommendation_json else None
+
+    @property
+    def has_gate(self) -> bool:
+        return self.spec.gate is not None
+
+    @property
+    def awaiting_decision(self) -> bool:
+        return self.has_gate and self.state == "done" and self.decision is None
+
+    @property
+    def stopped_here(self) -> bool:
+        """A non-go decision at a gate that stops the pilot."""
+        gate = self.spec.gate
+        return (self.decision is not None and self.decision.verdict != "go" and gate is not None
+                and gate.on_no_go == "stop" and gate.rule != "final")
+
+    @property
+    def status_word(self) -> str:
+        """One word for tables: the state, or what the stage is waiting for."""
+        if self.state == "pending" and not self.built:
+            return "not built"
+        if self.awaiting_decision:
+            return "decide"
+        if self.stopped_here:
+            return f"stop:{self.decision.verdict}"  # type: ignore[union-attr]
+        return self.state
+
+
+def study_protocol(store: Store, study: Study) -> Optional[Protocol]:
+    try:
+        return load_protocol(study.protocol, store.home.root)
+    except ProtocolError:
+        return None
+
+
+def stage_views(store: Store, study: Study, protocol: Protocol,
+                built: Optional[set[str]] = None) -> list[StageView]:
+    """`built` overrides which stage implementations exist (tests pin it; default: this install)."""
+    sid = int(study.id)  # type: ignore[arg-type]
+    built = set(built_stage_names()) if built is None else built
+    runs = {r.stage: r for r in store.stage_runs(sid)}
+    latest: dict[str, Decision] = {}
+    for d in store.decisions(sid):
+        latest[d.stage] = d  # ordered by id: the last one wins
+    views = []
+    for spec in protocol.stage:
+        run = runs.get(spec.name) or StageRun(study_id=sid, stage=spec.name, state=StageState.pending)
+        views.append(StageView(spec, run, spec.implementation in built, latest.get(spec.name)))
+    return views
+
+
+def current_stage(views: list[StageView]) -> Optional[StageView]:
+    """The first stage that still needs something (a run or a decision), or the stop point."""
+    for v in views:
+        if v.stopped_here:
+            return v
+        if v.state != "done" or v.awaiting_decision:
+            return v
+    return None
+
+
+@dataclass
+class StudyRow:
+    id: int
+    name: str
+    model: str
+    stage: str
+    state: str
+    last_activity: dt.datetime
+    verdict: str
+
+
+def study_rows(store: Store, built: Optional[set[str]] = None) -> list[StudyRow]:
+    rows = []
+    for study in store.studies():
+        protocol = study_protocol(store, study)
+        if protocol is None:
+            rows.append(StudyRow(int(study.id), study.name, study.model_id, "?", "protocol missing",  # type: ignore[arg-type]
+                                 study.updated_at, "—"))
+            continue
+        views = stage_views(store, study, protocol, built)
+        cur = current_stage(views)
+        verdict = overall_verdict(store, study).verdict
+        rows.append(StudyRow(int(study.id), study.name, study.model_id,  # type: ignore[arg-type]
+                             cur.name if cur else "complete", cur.status_word if cur else "done",
+                             study.updated_at, verdict))
+    return rows
+
+
+def live_running_stages(store: Store, study_id: int) -> list[StageRun]:
+    """Stages marked running (call store.mark_stale first to drop the dead ones)."""
+    return [r for r in store.stage_runs(study_id) if r.state == StageState.running]
