@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
+import torch
 from torch import nn
 
 from lab.errors import BadInput
@@ -30,6 +31,9 @@ class ArchitectureAdapter:
     neuron_out: str  # projection inside a layer whose input columns read the neurons
     gated: bool
     hook: str  # human description of the hook point, stored as safetensors metadata
+    # The layer calls its FFN on [B*T, H] (OPT flattens the batch); the hook point is then wrapped so
+    # hooks still see [B, T, d_ff] like every other family.
+    flat_ffn: bool = False
 
     def layers(self, model: nn.Module) -> list[nn.Module]:
         obj: Any = model
@@ -46,6 +50,12 @@ class ArchitectureAdapter:
             mod = getattr(owner, leaf)
             if not isinstance(mod, nn.Module):
                 raise BadInput(f"{self.name} adapter: {self.act} is not a module in this model; the adapter needs updating")
+            if self.flat_ffn:
+                if not isinstance(mod, Unflattened):
+                    mod = Unflattened(mod)
+                    setattr(owner, leaf, mod)
+                    layer.register_forward_pre_hook(_remember_lead(self.act), with_kwargs=True)
+                owner, leaf, mod = mod, "inner", mod.inner
             if any(mod is m for m in mods):  # one shared instance would fire for every layer
                 mod = copy.deepcopy(mod)
                 setattr(owner, leaf, mod)
@@ -61,6 +71,37 @@ class ArchitectureAdapter:
 
     def n_layers(self, model: nn.Module) -> int:
         return len(self.layers(model))
+
+
+class Unflattened(nn.Module):
+    """Stands in for an activation its layer applies to [B*T, d_ff]: the wrapped module (the hook
+    point) sees [B, T, d_ff], and the layer gets back the flat shape it expects."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+        self.lead: Optional[tuple[int, int]] = None  # (B, T) of the layer's current input
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        lead = self.lead
+        if x.dim() == 2 and lead is not None and lead[0] * lead[1] == x.shape[0]:
+            return self.inner(x.view(lead[0], lead[1], x.shape[-1])).reshape(x.shape)
+        return self.inner(x)
+
+
+def _remember_lead(act_path: str) -> Any:
+    """A layer pre-hook that tells the layer's Unflattened activation the (B, T) of this call.
+
+    It finds the wrapper through the layer it is called on, so a deep-copied model stays correct."""
+
+    def hook(layer: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        wrapper = layer.get_submodule(act_path)
+        hidden = args[0] if args else kwargs.get("hidden_states")
+        if isinstance(wrapper, Unflattened):
+            ok = isinstance(hidden, torch.Tensor) and hidden.dim() == 3
+            wrapper.lead = (int(hidden.shape[0]), int(hidden.shape[1])) if ok else None
+
+    return hook
 
 
 ADAPTERS: Registry[ArchitectureAdapter] = Registry("architecture adapter")
@@ -89,7 +130,7 @@ register(ArchitectureAdapter("gpt_neox", ("gpt_neox",), "gpt_neox.layers", "mlp.
 register(ArchitectureAdapter("bloom", ("bloom",), "transformer.h", "mlp.gelu_impl", ("mlp.dense_h_to_4h",),
                              "mlp.dense_4h_to_h", False, "output of gelu(dense_h_to_4h(x))"))
 register(ArchitectureAdapter("opt", ("opt",), "model.decoder.layers", "activation_fn", ("fc1",), "fc2", False,
-                             "output of activation_fn(fc1(x))"))
+                             "output of activation_fn(fc1(x))", flat_ffn=True))
 register(ArchitectureAdapter("xglm", ("xglm",), "model.layers", "activation_fn", ("fc1",), "fc2", False,
                              "output of activation_fn(fc1(x))"))
 

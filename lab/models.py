@@ -104,7 +104,8 @@ def load_model(model_cfg: dict[str, Any], source: str = "local") -> LoadedModel:
         msg = str(exc).splitlines()[0]
         if "trust_remote_code" in msg:
             raise BadInput(f"model {model_id!r} needs custom code; set [model] trust_remote_code = true only if you trust it") from None
-        raise BadInput(f"cannot load model {model_id!r}: {msg}") from None
+        raise BadInput(f"cannot load model {model_id!r}: {msg}; point [model] id at a model of a family "
+                       f"transformers can load") from None
     adapter = adapter_for(config)  # fails early, before the weights load, for an unsupported family
     try:
         model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, **kwargs)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib
 import os
 import shutil
 import signal
@@ -17,7 +18,7 @@ import sys
 import threading
 import time
 import traceback
-from typing import Optional
+from typing import Callable, Optional
 
 from lab.errors import BadInput, StageInterrupted
 from lab.paths import Home
@@ -26,6 +27,12 @@ from lab.store.tables import utcnow
 from protocols import ProtocolError, load_protocol
 
 HEARTBEAT_SECONDS = 2.0
+
+# Tests only: with NEURON_PILOT_TEST_PAUSE_STAGE=<stage>, that stage waits (marked running, heart
+# beating) for NEURON_PILOT_TEST_PAUSE_SECONDS (default 60) before its work starts, so a test can
+# kill the worker mid-stage. Unset in normal use; it changes nothing else.
+PAUSE_STAGE_ENV = "NEURON_PILOT_TEST_PAUSE_STAGE"
+PAUSE_SECONDS_ENV = "NEURON_PILOT_TEST_PAUSE_SECONDS"
 
 
 def _heartbeat(store: Store, study_id: int, stage: str, stop: threading.Event) -> None:
@@ -36,8 +43,29 @@ def _heartbeat(store: Store, study_id: int, stage: str, stop: threading.Event) -
             pass
 
 
+def _implementation(name: str) -> Callable[..., None]:
+    """The stage's registered function. Its own module is imported first, so a light stage (criteria)
+    starts without importing torch; the full registry is loaded only when that is not enough."""
+    from lab.stages import STAGES, load_all
+
+    module = f"lab.stages.{name}"
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise
+    if name not in STAGES:
+        load_all()
+    return STAGES.get(name)
+
+
+def _test_pause(stage: str) -> None:
+    """See PAUSE_STAGE_ENV: a test hook, inert unless that variable names this stage."""
+    if os.environ.get(PAUSE_STAGE_ENV) == stage:
+        time.sleep(float(os.environ.get(PAUSE_SECONDS_ENV, "60")))
+
+
 def run_stage(home: str, study_ref: str, stage: str, fresh: bool = False, out=None) -> int:
-    from lab.stages import load_all
     from lab.stages.context import StageContext
 
     store = Store(home, create=False)
@@ -48,7 +76,7 @@ def run_stage(home: str, study_ref: str, stage: str, fresh: bool = False, out=No
         spec = protocol.get(stage)
     except ProtocolError as exc:
         raise BadInput(str(exc)) from None
-    impl = load_all().get(spec.implementation)
+    impl = _implementation(spec.implementation)
     previous = store.stage_run(study_id, stage)
 
     # Resume from checkpoints only after an interruption; any other start is from scratch.
@@ -71,6 +99,7 @@ def run_stage(home: str, study_ref: str, stage: str, fresh: bool = False, out=No
     beat = threading.Thread(target=_heartbeat, args=(store, study_id, stage, stop_beat), daemon=True)
     beat.start()
     t0 = time.monotonic()
+    _test_pause(stage)
 
     def finish(state: StageState, error: Optional[str] = None) -> None:
         seconds = prior_seconds + time.monotonic() - t0

@@ -22,6 +22,10 @@ NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 class ProtocolError(ValueError):
     """A protocol file is invalid; the message is one line saying what and how to fix it."""
 
+    def __init__(self, message: str) -> None:
+        # Keys and TOML errors quoted from the file may hold newlines; the message stays one line.
+        super().__init__(" ".join(message.split()))
+
 
 class Gate(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
