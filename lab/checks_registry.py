@@ -26,10 +26,8 @@ def validate_choices(cfg: dict[str, Any], protocol: Any) -> None:
     if methods is not None and (method not in methods or method == "random"):
         choices = ", ".join(m for m in methods if m != "random")
         raise BadInput(f"[identify] method {method!r} is not an identification method (known: {choices}); fix it")
-    value = cfg["intervention"]["value"]
-    values = _names("lab.interventions", "INTERVENTIONS")
-    if cfg["intervention"]["kind"] == "test_time" and values is not None and value not in values:
-        raise BadInput(f"[intervention] value {value!r} is not a test-time intervention (known: {', '.join(values)}); fix it")
+    # [intervention] value is already restricted by the study-file schema (lab/studyfile.py), which
+    # mirrors lab.interventions' registry without importing torch at `new` time.
     try:
         tasks = importlib.import_module("lab.tasks")
     except ModuleNotFoundError as exc:

@@ -1,0 +1,185 @@
+"""Stage `reproduce`: split-half stability of the neuron sets and the perplexity-change matrix.
+
+Passes, in order, each checkpointed when it finishes (so an interrupted stage resumes after it):
+``half1`` and ``half2`` (the identify stage's statistics pass over each half of the identification
+corpus, then its method), then the PPXC passes of lab.checks.pass_keys over the held-out text.
+Writes ``stability.json`` and ``ppxc.json``; metric names and conventions are in docs/reproduce.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from lab.activations import ActivationStats, StatsCheckpoint, feeds_fingerprint
+from lab.artifacts import atomic_write, atomic_write_json
+from lab.checks import (PPXC, Score, Stability, compute_ppxc, corpus_halves, half_controls, half_stats,
+                        identify_half, pass_keys)
+from lab.corpus import heldout_blocks, heldout_folder
+from lab.errors import BadInput
+from lab.identify import params_for
+from lab.models import LoadedModel, load_for_stage
+from lab.stages import STAGES
+from lab.stages.context import StageContext
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class Progress:
+    """One progress stream for the whole stage: unit = passes, label says where inside the pass."""
+
+    def __init__(self, ctx: StageContext, total: int) -> None:
+        self.ctx, self.total, self.done = ctx, total, 0
+
+    def inside(self, name: str, lang: str, tokens: int, of: int) -> None:
+        self.ctx.progress(self.done, self.total, "passes", label=f"{name}: {lang} {tokens}/{of} tokens")
+
+    def finished(self, name: str) -> None:
+        self.done += 1
+        self.ctx.progress(self.done, self.total, "passes", label=f"{name} done", force=True)
+
+
+def _half(ctx: StageContext, loaded: LoadedModel, h: int, feeds: list[Any], fingerprint: dict[str, Any],
+          progress: Progress) -> ActivationStats:
+    """Statistics of half h, from its finished checkpoint if there is one."""
+    ident = ctx.cfg["identify"]
+    done_path = ctx.checkpoint_dir / f"half{h}.safetensors"
+    fp = {**fingerprint, "feeds": feeds_fingerprint(feeds), "half": h}
+    if done_path.is_file():
+        stats = ActivationStats.load(done_path)
+        if stats.meta.get("fingerprint") == _digest(fp):
+            return stats
+    checkpoint = StatsCheckpoint(ctx.checkpoint_dir / f"half{h}", ident["checkpoint_every"], fp,
+                                 stop_requested=lambda: ctx.stop_requested, check_stop=ctx.check_stop)
+    stats = half_stats(loaded.model, loaded.adapter, feeds, bins=int(ident["histogram_bins"]),
+                       batch_size=int(ident["batch_size"]), device=loaded.device, checkpoint=checkpoint,
+                       progress=lambda lang, done, total: progress.inside(f"half{h}", lang, done, total))
+    stats.meta["fingerprint"] = _digest(fp)
+    atomic_write(done_path, stats.save)
+    return stats
+
+
+def _heldout(ctx: StageContext, tokenizer: Any, languages: list[str]) -> dict[str, list[Any]]:
+    corpus = ctx.cfg["corpus"]
+    folder = heldout_folder(ctx.cfg)
+    missing = [lang for lang in languages
+               if not (folder / f"{lang}.txt").is_file() and not (folder / f"{lang}.jsonl").is_file()]
+    if missing:
+        raise BadInput(f"held-out folder {folder} has no text for {', '.join(missing)}; add {missing[0]}.txt "
+                       f"(text not used for identification) so the perplexity-change matrix can score it")
+    want = int(corpus["heldout_tokens"])
+    blocks = {lang: heldout_blocks(tokenizer, folder, lang, want, int(corpus["block_size"]), allow_fewer=True)
+              for lang in languages}
+    short = {lang: sum(len(b) for b in bl) for lang, bl in blocks.items() if sum(len(b) for b in bl) < want}
+    if short:
+        ctx.log("held-out text shorter than [corpus] heldout_tokens = " + str(want) + ": "
+                + ", ".join(f"{lang} {n}" for lang, n in short.items()) + " tokens scored", level="warning")
+    return blocks
+
+
+class PassCheckpoint:
+    """Finished PPXC passes as JSON (key → {language: [nll_sum, tokens]}), valid for one fingerprint."""
+
+    def __init__(self, path: Path, fingerprint: str) -> None:
+        self.path, self.fingerprint = path, fingerprint
+
+    def load(self) -> dict[str, dict[str, list[float]]]:
+        try:
+            obj = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return obj.get("passes", {}) if obj.get("fingerprint") == self.fingerprint else {}
+
+    def save(self, passes: dict[str, dict[str, list[float]]]) -> None:
+        atomic_write_json(self.path, {"fingerprint": self.fingerprint, "passes": passes})
+
+
+def _ppxc_rows(r: PPXC) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    tokens = {b: r.baseline[b].tokens for b in r.languages}
+    for b in r.languages:
+        rows.append(dict(name="ppl_baseline", language=b, condition="baseline", value=r.baseline[b].ppl, n=tokens[b]))
+        rows.append(dict(name="nll_baseline", language=b, condition="baseline", value=r.baseline[b].nll, n=tokens[b]))
+    for cond, prefix in (("identified", "off"), ("control", "control-off")):
+        ppl, nll = r.ppl_delta(cond), r.nll_delta(cond)
+        for i, a in enumerate(r.languages):
+            for j, b in enumerate(r.languages):
+                rows.append(dict(name="ppxc", language=b, condition=f"{prefix}:{a}", value=ppl[i][j], n=tokens[b]))
+                rows.append(dict(name="ppxc_nll", language=b, condition=f"{prefix}:{a}", value=nll[i][j], n=tokens[b]))
+        for b, dominant in r.diagonal_dominant(cond).items():
+            rows.append(dict(name="ppxc_diagonal_dominant", language=b, condition=cond, value=1.0 if dominant else 0.0,
+                             n=r.set_sizes[cond][b]))
+    for b, ratio in r.control_ratio().items():
+        rows.append(dict(name="ppxc_control_ratio", language=b, condition="identified", value=ratio, n=tokens[b]))
+    return rows
+
+
+@STAGES.register("reproduce")
+def run(ctx: StageContext) -> None:
+    cfg = ctx.cfg
+    corpus, ident = cfg["corpus"], cfg["identify"]
+    languages: list[str] = list(cfg["languages"]["all"])
+    neurons = ctx.read_json("identify", "neurons.json")
+    control = ctx.read_json("identify", "control.json")
+    method = str(neurons["method"])
+    params = params_for(method, ident)
+    full, full_control = neurons["languages"], control["languages"]
+    heldout_folder(cfg)  # a missing held-out folder is the user's to fix, before the model loads
+
+    loaded = load_for_stage(ctx)
+    tok = loaded.tokenizer
+    n_tokens, block = int(corpus["tokens_per_language"]), int(corpus["block_size"])
+    halves = corpus_halves(tok, corpus["path"], languages, n_tokens, block, ctx.seed, method)
+    heldout = _heldout(ctx, tok, languages)
+    keys = pass_keys(languages)
+    progress = Progress(ctx, 2 + len(keys))
+    ctx.progress(0, progress.total, "passes", label="split halves", force=True)
+
+    # 1. split-half stability
+    prov = loaded.provenance
+    fingerprint = {"revision": prov.get("revision"), "dtype": prov.get("dtype"), "device": str(loaded.device),
+                   "batch_size": ident["batch_size"], "bins": ident["histogram_bins"], "languages": languages}
+    sets = []
+    for h, feeds in enumerate(halves, start=1):
+        stats = _half(ctx, loaded, h, feeds, fingerprint, progress)
+        sets.append(identify_half(stats, method, params, ctx.seed))
+        n_layers, d_ff = stats.n_layers, stats.d_ff
+        progress.finished(f"half{h}")
+        ctx.check_stop()
+    control1, control2 = half_controls(sets[0], sets[1], n_layers, d_ff, ctx.seed)
+    stability = Stability(languages, sets[0], sets[1], control1, control2, full, full_control)
+    ctx.write_json("stability.json", {"method": method, "params": params, "seed": ctx.seed,
+                                      "tokens_per_half": [halves[0][0].n_tokens, halves[1][0].n_tokens],
+                                      **stability.to_json()})
+    ctx.metrics(stability.rows())
+
+    # 2. the perplexity-change matrix on held-out text
+    data_fp = _digest({lang: [b.tolist() for b in bl] for lang, bl in heldout.items()})
+    cp = PassCheckpoint(ctx.checkpoint_dir / "ppxc_passes.json",
+                        _digest({**fingerprint, "heldout": data_fp, "identified": full, "control": full_control}))
+    done = cp.load()
+    if done:
+        ctx.log(f"resuming the perplexity-change matrix after {len(done)} finished pass(es)")
+
+    def on_pass(i: int, total: int, key: str, scores: dict[str, Score]) -> None:
+        if key not in done:
+            done[key] = {b: s.to_json() for b, s in scores.items()}
+            cp.save(done)
+        progress.finished(key)
+        ctx.check_stop()
+
+    result = compute_ppxc(loaded.model, loaded.adapter, heldout, full, full_control,
+                          batch_size=int(ident["batch_size"]), done=done, on_pass=on_pass)
+    ctx.write_json("ppxc.json", result.to_json())
+    ctx.metrics(_ppxc_rows(result))
+
+    targets = cfg["languages"]["targets"]
+    pairs = stability.pairs()
+    dom = result.diagonal_dominant()
+    ratio = result.control_ratio()
+    ctx.log("; ".join(f"{t}: stability {pairs[t]['identified'][0]:.2f} (control {pairs[t]['control'][0]:.2f}), "
+                      f"own set hurts most: {'yes' if dom[t] else 'no'}, x{ratio[t]:.2f} vs control" for t in targets))
