@@ -121,14 +121,14 @@ def calibrate(model: nn.Module, adapter: ArchitectureAdapter, blocks: Sequence[t
     try:
         with torch.no_grad():
             for b in blocks:
-                _forward(model, b.reshape(1, -1).to(device))
+                forward_layers(model, b.reshape(1, -1).to(device))
     finally:
         for h in handles:
             h.remove()
     return BinLayout.from_minmax(mn, mx, bins)
 
 
-def _forward(model: nn.Module, ids: torch.Tensor) -> None:
+def forward_layers(model: nn.Module, ids: torch.Tensor) -> None:
     """The decoder stack without the LM head: the hooks need the layers, not the logits."""
     base = getattr(model, "base_model", model)
     base(input_ids=ids, use_cache=False)
@@ -589,7 +589,7 @@ def collect_stats(model: nn.Module, adapter: ArchitectureAdapter, feeds: Sequenc
                     acc.threshold, _ = hist_quantile(acc.hist, tokens, 0.9, layout)
                 hooks.score = in_score
                 batch = torch.stack(_take(it, e - s, feed.lang)).to(device)
-                _forward(model, batch)
+                forward_layers(model, batch)
                 acc.after_batch(batch.numel())
                 tokens += batch.numel()
                 if in_score:

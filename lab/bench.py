@@ -44,6 +44,10 @@ from typing import Any, Callable, Optional, Sequence
 import torch
 from torch import nn
 
+from lab.activations import Accumulators, BinLayout, StatsHooks, collect_stats, forward_layers
+from lab.corpus import BlockFeed
+from lab.interventions import intervene
+
 PRESETS: dict[str, dict[str, int]] = {
     # ~60M parameters: 6 layers of 768 x 2048 with a 16k vocabulary
     "default": dict(hidden_size=768, intermediate_size=2048, num_hidden_layers=6, num_attention_heads=12,
@@ -95,12 +99,6 @@ def load_bench_model(spec: Optional[str], device_name: str) -> tuple[nn.Module, 
     return loaded.model, loaded.adapter, spec, loaded.device
 
 
-def _forward(model: nn.Module, batch: torch.Tensor) -> None:
-    from lab.activations import _forward as fwd
-
-    fwd(model, batch)
-
-
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -118,18 +116,12 @@ def _time(fn: Callable[[], None], device: torch.device) -> tuple[float, float]:
 def measure(model: nn.Module, adapter: Any, batches: Sequence[torch.Tensor], *, repeats: int = 5,
             bins: int = 2048, seed: int = 0) -> dict[str, Any]:
     """Interleaved timing of plain / stats / intervention passes over `batches` (see module doc)."""
-    from lab.activations import Accumulators, StatsHooks, collect_stats
-    from lab.corpus import BlockFeed
-    from lab.interventions import intervene
-
     device = batches[0].device
     modules = adapter.act_modules(model)
     n_layers, d_ff = len(modules), adapter.d_ff(model)
     # real P90 values (and the histogram layout) from the first batch, through the identify code path
     first = BlockFeed.from_blocks("bench", [b.cpu() for b in batches[0]])
     probe = collect_stats(model, adapter, [first], bins=bins, batch_size=len(batches[0]), device=device)
-    from lab.activations import BinLayout
-
     layout = BinLayout(probe.hist_lo.to(device), probe.hist_width.to(device), bins)
     acc = Accumulators(n_layers, d_ff, bins, device, max_batch_tokens=max(int(b.numel()) for b in batches))
     acc.threshold = probe.p90[0].to(device)
@@ -142,16 +134,16 @@ def measure(model: nn.Module, adapter: Any, batches: Sequence[torch.Tensor], *, 
     stats_hooks.score = True
 
     def plain(b: torch.Tensor) -> None:
-        _forward(model, b)
+        forward_layers(model, b)
 
     def with_stats(b: torch.Tensor) -> None:
         with stats_hooks:
-            _forward(model, b)
+            forward_layers(model, b)
         acc.after_batch(int(b.numel()))
 
     def with_intervention(b: torch.Tensor) -> None:
         with intervene(model, adapter, neurons, "p90", stats=stats, stat_languages=["bench"], language="bench"):
-            _forward(model, b)
+            forward_layers(model, b)
 
     conds: dict[str, Callable[[torch.Tensor], None]] = {"plain": plain, "stats": with_stats,
                                                         "intervention": with_intervention}

@@ -75,6 +75,17 @@ def corpus_halves(tokenizer: Any, corpus: str, languages: Sequence[str], n_token
     return first, second
 
 
+COUNT_ONLY_METHODS = ("lape",)  # methods that read only the exact activation counts, not the histograms
+MIN_BINS = 16
+
+
+def half_bins(method: str, bins: int) -> int:
+    """Histogram bins for a half's statistics pass. LAPE reads only exact counts (act_prob), so its
+    halves skip the fine histogram (≈ a third of the pass on small models); other methods keep the
+    identify stage's bins because their thresholds come from the histogram."""
+    return MIN_BINS if method in COUNT_ONLY_METHODS else bins
+
+
 def half_stats(model: nn.Module, adapter: ArchitectureAdapter, feeds: Sequence[BlockFeed], *, bins: int,
                batch_size: int, device: Optional[torch.device] = None,
                checkpoint: Optional[StatsCheckpoint] = None,

@@ -231,22 +231,31 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _continuation_logprob(model, tokenizer, context: str, continuation: str) -> float:
+def _continuation_logprobs(model, tokenizer, pairs: list[tuple[str, str]]) -> list[float]:
+    """Summed log-probability of each continuation after its context, in one right-padded batch
+    (causal attention: padding on the right cannot change the scored positions)."""
     import torch
 
-    ctx = tokenizer(context, add_special_tokens=False)["input_ids"]
-    full = tokenizer(context + continuation, add_special_tokens=False)["input_ids"]
+    seqs, starts = [], []
+    for context, continuation in pairs:
+        starts.append(len(tokenizer(context, add_special_tokens=False)["input_ids"]))
+        seqs.append(tokenizer(context + continuation, add_special_tokens=False)["input_ids"])
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), tokenizer.pad_token_id)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for row, seq in enumerate(seqs):
+        ids[row, :len(seq)] = torch.tensor(seq)
+        mask[row, :len(seq)] = 1
     with torch.no_grad():
-        logp = torch.log_softmax(model(input_ids=torch.tensor([full])).logits[0, :-1], dim=-1)
-    return sum(logp[i - 1, full[i]].item() for i in range(len(ctx), len(full)))
+        logp = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits.float(), dim=-1)
+    return [sum(logp[row, i - 1, seq[i]].item() for i in range(start, len(seq)))
+            for row, (seq, start) in enumerate(zip(seqs, starts))]
 
 
 @pytest.mark.parametrize("lang", LANGS)
 def test_model_prefers_the_real_sentence_well_above_chance(model, tokenizer, lang: str) -> None:
     items = _jsonl(TASKS / "demo_real" / f"demo_real_{lang}.test.jsonl")
     sample = random.Random(7).sample(items, 40)
-    right = 0
-    for r in sample:
-        scores = [_continuation_logprob(model, tokenizer, r["context"], " " + c) for c in r["choices"]]
-        right += int(scores.index(max(scores)) == r["gold"])
+    scores = _continuation_logprobs(model, tokenizer, [(r["context"], " " + c) for r in sample for c in r["choices"]])
+    right = sum(int(scores[2 * k + r["gold"]] > scores[2 * k + 1 - r["gold"]]) for k, r in enumerate(sample))
     assert right / len(sample) >= 0.7, f"{lang}: demo_real accuracy {right}/{len(sample)}"

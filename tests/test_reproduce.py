@@ -351,3 +351,17 @@ def test_pass_checkpoint_is_ignored_when_the_inputs_changed(tmp_path: Path) -> N
     assert PassCheckpoint(tmp_path / "p.json", "abc").load() == passes
     assert PassCheckpoint(tmp_path / "p.json", "other-model-or-sets").load() == {}
     assert PassCheckpoint(tmp_path / "missing.json", "abc").load() == {}
+
+
+def test_lape_halves_may_use_coarse_histograms_without_changing_the_sets(hand_model) -> None:
+    from lab.activations import collect_stats
+    from lab.checks import half_bins, identify_half
+    from lab.corpus import BlockFeed
+
+    assert half_bins("lape", 2048) == 16 and half_bins("act_prob_90p", 2048) == 2048
+    xx, yy = lang_blocks(X_IDS, 4, 32, 30), lang_blocks(Y_IDS, 4, 32, 31)
+    feeds = [BlockFeed.from_blocks("xx", xx), BlockFeed.from_blocks("yy", yy)]
+    fine = collect_stats(hand_model, adapter_for(hand_model), feeds, bins=2048, batch_size=4)
+    coarse = collect_stats(hand_model, adapter_for(hand_model), feeds, bins=half_bins("lape", 2048), batch_size=4)
+    assert torch.equal(fine.count, coarse.count) and torch.equal(fine.tokens, coarse.tokens)
+    assert identify_half(fine, "lape", LAPE_PARAMS, 0) == identify_half(coarse, "lape", LAPE_PARAMS, 0)

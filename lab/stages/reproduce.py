@@ -15,7 +15,7 @@ from typing import Any
 
 from lab.activations import ActivationStats, StatsCheckpoint, feeds_fingerprint
 from lab.artifacts import atomic_write, atomic_write_json
-from lab.checks import (PPXC, Score, Stability, compute_ppxc, corpus_halves, half_controls, half_stats,
+from lab.checks import (PPXC, Score, Stability, compute_ppxc, corpus_halves, half_bins, half_controls, half_stats,
                         identify_half, pass_keys)
 from lab.corpus import heldout_blocks, heldout_folder
 from lab.errors import BadInput
@@ -43,19 +43,19 @@ class Progress:
         self.ctx.progress(self.done, self.total, "passes", label=f"{name} done", force=True)
 
 
-def _half(ctx: StageContext, loaded: LoadedModel, h: int, feeds: list[Any], fingerprint: dict[str, Any],
-          progress: Progress) -> ActivationStats:
+def _half(ctx: StageContext, loaded: LoadedModel, h: int, method: str, feeds: list[Any],
+          fingerprint: dict[str, Any], progress: Progress) -> ActivationStats:
     """Statistics of half h, from its finished checkpoint if there is one."""
     ident = ctx.cfg["identify"]
     done_path = ctx.checkpoint_dir / f"half{h}.safetensors"
-    fp = {**fingerprint, "feeds": feeds_fingerprint(feeds), "half": h}
+    fp = {**fingerprint, "feeds": feeds_fingerprint(feeds), "half": h, "method": method}
     if done_path.is_file():
         stats = ActivationStats.load(done_path)
         if stats.meta.get("fingerprint") == _digest(fp):
             return stats
     checkpoint = StatsCheckpoint(ctx.checkpoint_dir / f"half{h}", ident["checkpoint_every"], fp,
                                  stop_requested=lambda: ctx.stop_requested, check_stop=ctx.check_stop)
-    stats = half_stats(loaded.model, loaded.adapter, feeds, bins=int(ident["histogram_bins"]),
+    stats = half_stats(loaded.model, loaded.adapter, feeds, bins=half_bins(method, int(ident["histogram_bins"])),
                        batch_size=int(ident["batch_size"]), device=loaded.device, checkpoint=checkpoint,
                        progress=lambda lang, done, total: progress.inside(f"half{h}", lang, done, total))
     stats.meta["fingerprint"] = _digest(fp)
@@ -145,7 +145,7 @@ def run(ctx: StageContext) -> None:
                    "batch_size": ident["batch_size"], "bins": ident["histogram_bins"], "languages": languages}
     sets = []
     for h, feeds in enumerate(halves, start=1):
-        stats = _half(ctx, loaded, h, feeds, fingerprint, progress)
+        stats = _half(ctx, loaded, h, method, feeds, fingerprint, progress)
         sets.append(identify_half(stats, method, params, ctx.seed))
         n_layers, d_ff = stats.n_layers, stats.d_ff
         progress.finished(f"half{h}")
