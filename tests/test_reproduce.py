@@ -365,3 +365,51 @@ def test_lape_halves_may_use_coarse_histograms_without_changing_the_sets(hand_mo
     coarse = collect_stats(hand_model, adapter_for(hand_model), feeds, bins=half_bins("lape", 2048), batch_size=4)
     assert torch.equal(fine.count, coarse.count) and torch.equal(fine.tokens, coarse.tokens)
     assert identify_half(fine, "lape", LAPE_PARAMS, 0) == identify_half(coarse, "lape", LAPE_PARAMS, 0)
+
+
+def test_an_interrupted_stage_resumes_to_the_same_numbers(tmp_path: Path, tiny_llama_dir: Path,
+                                                           tiny_corpus_dir: Path) -> None:
+    """Stop the stage at every checkpoint (stats batches inside each half, each finished half, each PPXC
+    pass) and resume it each time: the result equals one uninterrupted run."""
+    import shutil
+
+    from lab.errors import StageInterrupted
+    from lab.stages.context import StageContext
+    from lab.stages.identify import run as run_identify
+    from lab.stages.reproduce import run as run_reproduce
+    from lab.store import Store
+    from lab.study import create_study
+    from protocols import load_protocol
+
+    study_file = tmp_path / "study.toml"
+    study_file.write_text(f"""[study]\nname = "resume-test"\nseed = 9
+[model]\nid = "{tiny_llama_dir}"\ndevice = "cpu"\ndtype = "float32"
+[languages]\nall = ["en", "sw"]\ntargets = ["sw"]
+[corpus]\npath = "{tiny_corpus_dir}"\ntokens_per_language = 1024\nblock_size = 64\nheldout_tokens = 128
+[identify]\nmethod = "lape"\ntop_rate = 0.05\nbatch_size = 4
+[evaluate]\ntasks = ["demo_xnli"]
+""", encoding="utf-8")
+    store = Store(tmp_path / "home")
+    study = create_study(store, study_file)
+    protocol = load_protocol(study.protocol, store.home.root)
+    ctx = lambda stage: StageContext(store, study, protocol, protocol.get(stage), out=None)  # noqa: E731
+    run_identify(ctx("identify"))
+
+    interruptions = 0
+    while True:
+        c = ctx("reproduce")
+        c.request_stop()  # as if SIGTERM arrived: the stage stops at its next checkpoint
+        try:
+            run_reproduce(c)
+            break
+        except StageInterrupted:
+            interruptions += 1
+            assert interruptions < 60
+    # each half: 2 languages x 2 batches (every batch checkpoints), then the finished half = 5 stops;
+    # then one stop after each of the 5 PPXC passes (baseline, identified/control x 2 languages)
+    assert interruptions == 2 * 5 + 5
+    resumed = reproduce_outputs(store, int(study.id))
+
+    shutil.rmtree(store.home.checkpoint_dir(int(study.id), "reproduce"))
+    run_reproduce(ctx("reproduce"))
+    assert reproduce_outputs(store, int(study.id)) == resumed

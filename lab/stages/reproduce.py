@@ -44,15 +44,15 @@ class Progress:
 
 
 def _half(ctx: StageContext, loaded: LoadedModel, h: int, method: str, feeds: list[Any],
-          fingerprint: dict[str, Any], progress: Progress) -> ActivationStats:
-    """Statistics of half h, from its finished checkpoint if there is one."""
+          fingerprint: dict[str, Any], progress: Progress) -> tuple[ActivationStats, bool]:
+    """Statistics of half h, from its finished checkpoint if there is one; True when computed now."""
     ident = ctx.cfg["identify"]
     done_path = ctx.checkpoint_dir / f"half{h}.safetensors"
     fp = {**fingerprint, "feeds": feeds_fingerprint(feeds), "half": h, "method": method}
     if done_path.is_file():
         stats = ActivationStats.load(done_path)
         if stats.meta.get("fingerprint") == _digest(fp):
-            return stats
+            return stats, False
     checkpoint = StatsCheckpoint(ctx.checkpoint_dir / f"half{h}", ident["checkpoint_every"], fp,
                                  stop_requested=lambda: ctx.stop_requested, check_stop=ctx.check_stop)
     stats = half_stats(loaded.model, loaded.adapter, feeds, bins=half_bins(method, int(ident["histogram_bins"])),
@@ -60,7 +60,7 @@ def _half(ctx: StageContext, loaded: LoadedModel, h: int, method: str, feeds: li
                        progress=lambda lang, done, total: progress.inside(f"half{h}", lang, done, total))
     stats.meta["fingerprint"] = _digest(fp)
     atomic_write(done_path, stats.save)
-    return stats
+    return stats, True
 
 
 def _heldout(ctx: StageContext, tokenizer: Any, languages: list[str]) -> dict[str, list[Any]]:
@@ -145,11 +145,12 @@ def run(ctx: StageContext) -> None:
                    "batch_size": ident["batch_size"], "bins": ident["histogram_bins"], "languages": languages}
     sets = []
     for h, feeds in enumerate(halves, start=1):
-        stats = _half(ctx, loaded, h, method, feeds, fingerprint, progress)
+        stats, fresh = _half(ctx, loaded, h, method, feeds, fingerprint, progress)
         sets.append(identify_half(stats, method, params, ctx.seed))
         n_layers, d_ff = stats.n_layers, stats.d_ff
         progress.finished(f"half{h}")
-        ctx.check_stop()
+        if fresh:
+            ctx.check_stop()  # right after a checkpoint: a stop request ends the stage here
     control1, control2 = half_controls(sets[0], sets[1], n_layers, d_ff, ctx.seed)
     stability = Stability(languages, sets[0], sets[1], control1, control2, full, full_control)
     ctx.write_json("stability.json", {"method": method, "params": params, "seed": ctx.seed,
@@ -166,11 +167,11 @@ def run(ctx: StageContext) -> None:
         ctx.log(f"resuming the perplexity-change matrix after {len(done)} finished pass(es)")
 
     def on_pass(i: int, total: int, key: str, scores: dict[str, Score]) -> None:
+        progress.finished(key)
         if key not in done:
             done[key] = {b: s.to_json() for b, s in scores.items()}
             cp.save(done)
-        progress.finished(key)
-        ctx.check_stop()
+            ctx.check_stop()
 
     result = compute_ppxc(loaded.model, loaded.adapter, heldout, full, full_control,
                           batch_size=int(ident["batch_size"]), done=done, on_pass=on_pass)
