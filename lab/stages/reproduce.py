@@ -74,6 +74,10 @@ def _heldout(ctx: StageContext, tokenizer: Any, languages: list[str]) -> dict[st
     want = int(corpus["heldout_tokens"])
     blocks = {lang: heldout_blocks(tokenizer, folder, lang, want, int(corpus["block_size"]), allow_fewer=True)
               for lang in languages}
+    empty = [lang for lang, bl in blocks.items() if not any(len(b) >= 2 for b in bl)]
+    if empty:
+        raise BadInput(f"held-out text for {', '.join(empty)} has no block of 2 or more tokens, so nothing can be "
+                       f"scored; add text to {folder / (empty[0] + '.txt')}")
     short = {lang: sum(len(b) for b in bl) for lang, bl in blocks.items() if sum(len(b) for b in bl) < want}
     if short:
         ctx.log("held-out text shorter than [corpus] heldout_tokens = " + str(want) + ": "
@@ -128,7 +132,10 @@ def run(ctx: StageContext) -> None:
     method = str(neurons["method"])
     params = params_for(method, ident)
     full, full_control = neurons["languages"], control["languages"]
-    heldout_folder(cfg)  # a missing held-out folder is the user's to fix, before the model loads
+    folder = heldout_folder(cfg)  # a missing held-out folder is the user's to fix, before the model loads
+    if not str(corpus["path"]).startswith("hf:") and folder.resolve() == Path(corpus["path"]).resolve():
+        raise BadInput(f"[corpus] heldout is the identification corpus ({folder}); the perplexity-change matrix "
+                       f"must score text not used for identification — point heldout at another folder")
 
     loaded = load_for_stage(ctx)
     tok = loaded.tokenizer
