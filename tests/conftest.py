@@ -61,3 +61,28 @@ def tiny_corpus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
     return tmp_path / "home"
+
+
+def write_study_toml(path: Path, model: Path, corpus: Path, name: str = "pilot", seed: int | None = None) -> Path:
+    """A minimal four-language study file on the given model and corpus (targets: sw)."""
+    seed_line = f"seed = {seed}\n" if seed is not None else ""
+    path.write_text(f"""
+[study]
+name = "{name}"
+{seed_line}
+[model]
+id = "{model}"
+device = "cpu"
+
+[languages]
+all = ["en", "fr", "de", "sw"]
+targets = ["sw"]
+
+[corpus]
+path = "{corpus}"
+tokens_per_language = 1000
+
+[evaluate]
+tasks = ["demo_xnli"]
+""", encoding="utf-8")
+    return path

@@ -3,6 +3,8 @@ their JSON shapes and exit codes, and recovery after a worker is killed with SIG
 
 from __future__ import annotations
 
+from conftest import write_study_toml
+
 import datetime as dt
 import json
 import os
@@ -37,27 +39,7 @@ def cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
 
 
 def study_toml(path: Path, model: Path, corpus: Path, name: str = "cli-pilot") -> Path:
-    path.write_text(f"""
-[study]
-name = "{name}"
-seed = 11
-
-[model]
-id = "{model}"
-device = "cpu"
-
-[languages]
-all = ["en", "fr", "de", "sw"]
-targets = ["sw"]
-
-[corpus]
-path = "{corpus}"
-tokens_per_language = 1000
-
-[evaluate]
-tasks = ["demo_xnli"]
-""", encoding="utf-8")
-    return path
+    return write_study_toml(path, model, corpus, name, seed=11)
 
 
 def one_line_error(res: subprocess.CompletedProcess[str], *expected: str) -> None:

@@ -3,6 +3,8 @@ and its exit codes (0 done, 1 failed, 2 bad input, 3 interrupted)."""
 
 from __future__ import annotations
 
+from conftest import write_study_toml
+
 import hashlib
 import json
 import os
@@ -37,22 +39,7 @@ needs = ["criteria"]
 
 
 def _toml(path: Path, model: Path, corpus: Path, name: str) -> Path:
-    path.write_text(f"""
-[study]
-name = "{name}"
-[model]
-id = "{model}"
-device = "cpu"
-[languages]
-all = ["en", "fr", "de", "sw"]
-targets = ["sw"]
-[corpus]
-path = "{corpus}"
-tokens_per_language = 1000
-[evaluate]
-tasks = ["demo_xnli"]
-""", encoding="utf-8")
-    return path
+    return write_study_toml(path, model, corpus, name)
 
 
 def worker(home: Path, study: Any, *args: str) -> subprocess.CompletedProcess[str]:
