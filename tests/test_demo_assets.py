@@ -141,6 +141,25 @@ def test_task_files_have_the_documented_shape(lang: str) -> None:
     if lang == "en":
         assert len(_jsonl(TASKS / "demo_real" / "demo_real_en.train.jsonl")) == 400
         assert len(_jsonl(TASKS / "demo_xnli" / "demo_xnli_en.train.jsonl")) == 450
+        assert len(_jsonl(TASKS / "demo_cloze" / "demo_cloze_en.train.jsonl")) == 400
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_cloze_distractors_all_follow_the_context_word_in_the_corpus(lang: str) -> None:
+    """Each distractor is a word seen after the context's last word in training text, so no choice is
+    ruled out by the bigram alone; the gold word is the sentence's own next word."""
+    train = [s for line in _lines(CORPORA / f"{lang}.txt") for s in BUILD.split_sentences(line)]
+    followers = BUILD.follower_table(train)
+    items = _jsonl(TASKS / "demo_cloze" / f"demo_cloze_{lang}.test.jsonl")
+    assert len(items) == 200
+    for r in items:
+        choices, gold = r["choices"], r["gold"]
+        assert len(choices) == 4 == len(set(choices)) and 0 <= gold < 4
+        assert len(r["context"].split()) >= 2
+        last = r["context"].split()[-1]
+        assert all(c in followers[last] for k, c in enumerate(choices) if k != gold), r
+    counts = [sum(r["gold"] == k for r in items) for k in range(4)]
+    assert min(counts) > 25, f"{lang}: gold positions unbalanced {counts}"
 
 
 def _absolute_task_copy(dst: Path) -> Path:
@@ -167,9 +186,9 @@ def task_manager(tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_every_demo_task_loads_in_lm_eval_with_its_documents(task_manager) -> None:
-    loaded = task_manager.load(["demo_real", "demo_xnli", "demo_qa"])
-    assert set(loaded["groups"]) == {"demo_real", "demo_xnli", "demo_qa"}
-    expected = {"demo_real": 200, "demo_xnli": 150, "demo_qa": 60}
+    loaded = task_manager.load(["demo_real", "demo_xnli", "demo_qa", "demo_cloze"])
+    assert set(loaded["groups"]) == {"demo_real", "demo_xnli", "demo_qa", "demo_cloze"}
+    expected = {"demo_real": 200, "demo_xnli": 150, "demo_qa": 60, "demo_cloze": 200}
     assert set(loaded["tasks"]) == {f"{g}_{lang}" for g in expected for lang in LANGS}
     for name, task in loaded["tasks"].items():
         group, lang = name.rsplit("_", 1)
@@ -181,14 +200,15 @@ def test_every_demo_task_loads_in_lm_eval_with_its_documents(task_manager) -> No
             choices = task.doc_to_choice(doc)
             assert len(choices) == 3 and all(c.startswith(doc["premise"]) for c in choices)
             assert task.doc_to_target(doc) == doc["label"]
-        elif group == "demo_real":
+        elif group in ("demo_real", "demo_cloze"):
             assert task.doc_to_text(doc) == doc["context"]
             assert task.doc_to_choice(doc) == doc["choices"]
         else:
             assert doc["question"] in task.doc_to_text(doc)
             assert task.config.output_type == "generate_until"
-    en = loaded["tasks"]["demo_real_en"]
-    assert en.has_training_docs() and len(list(en.training_docs())) == 400
+    for group in ("demo_real", "demo_cloze"):
+        en = loaded["tasks"][f"{group}_en"]
+        assert en.has_training_docs() and len(list(en.training_docs())) == 400
 
 
 def test_demo_qa_scoring_is_word_f1_and_exact_match(task_manager) -> None:
@@ -259,3 +279,12 @@ def test_model_prefers_the_real_sentence_well_above_chance(model, tokenizer, lan
     scores = _continuation_logprobs(model, tokenizer, [(r["context"], " " + c) for r in sample for c in r["choices"]])
     right = sum(int(scores[2 * k + r["gold"]] > scores[2 * k + 1 - r["gold"]]) for k, r in enumerate(sample))
     assert right / len(sample) >= 0.7, f"{lang}: demo_real accuracy {right}/{len(sample)}"
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_model_is_above_chance_but_below_ceiling_on_the_cloze(model, tokenizer, lang: str) -> None:
+    """demo_cloze leaves an intervention room to move accuracy both ways (demo_real is at ceiling)."""
+    items = random.Random(7).sample(_jsonl(TASKS / "demo_cloze" / f"demo_cloze_{lang}.test.jsonl"), 60)
+    scores = _continuation_logprobs(model, tokenizer, [(r["context"], " " + c) for r in items for c in r["choices"]])
+    right = sum(int(max(range(4), key=lambda j: scores[4 * k + j]) == r["gold"]) for k, r in enumerate(items))
+    assert 0.3 <= right / len(items) <= 0.9, f"{lang}: demo_cloze accuracy {right}/{len(items)}"
