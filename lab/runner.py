@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -21,10 +23,11 @@ from lab.errors import BadInput
 from lab.events import Event
 from lab.gates import Recommendation, recommend
 from lab.stages import built_stage_names
-from lab.store import StageState, Store, Study
+from lab.store import StageRun, StageState, Store, Study
 from protocols import Protocol, ProtocolError, load_protocol
 
 EventSink = Callable[[Event], None]
+ADOPT_POLL_SECONDS = 0.5  # how often a runner looks at a worker it did not start
 
 
 @dataclass
@@ -33,6 +36,7 @@ class RunOutcome:
     message: str
     stopped_at: Optional[str] = None
     awaiting_decision: Optional[str] = None
+    gate_stop: bool = False  # a gate's no-go/revise stopped the pilot (the verdict stage still runs)
 
 
 def worker_command(home: str, study_id: int, stage: str) -> list[str]:
@@ -103,6 +107,8 @@ class Runner:
                 self._say(f"stage {stage} was interrupted (worker gone); it will resume", stage, "warning")
             for spec in self.protocol.stage:
                 outcome = self._run_one(spec.name, spec.implementation in built)
+                if outcome is not None and outcome.gate_stop and until is None:
+                    self._close_out(built)
                 if outcome is not None:
                     return outcome
                 if spec.name == until:
@@ -111,6 +117,15 @@ class Runner:
         finally:
             renew_stop.set()
             self.store.release_lease(self.study_id)
+
+    def _close_out(self, built: set[str]) -> None:
+        """After a gate stopped the pilot, still run the verdict stage(s) (gate rule `final`): they cost
+        no compute, and the study then carries its recorded verdict and summary like a finished one."""
+        for spec in self.protocol.stage:
+            if spec.gate is not None and spec.gate.rule == "final" and spec.implementation in built:
+                outcome = self._run_one(spec.name, True)
+                if outcome is not None and outcome.code != 0:
+                    self._say(f"verdict stage {spec.name} did not finish: {outcome.message}", spec.name, "warning")
 
     def _renew(self, stop: threading.Event) -> None:
         while not stop.wait(10):
@@ -121,6 +136,12 @@ class Runner:
 
     def _run_one(self, stage: str, is_built: bool) -> Optional[RunOutcome]:
         run = self.store.stage_run(self.study_id, stage)
+        if run.state == StageState.running:  # a worker an earlier runner (or UI) started, still alive
+            run = self._wait_for_adopted(stage, run)
+            if run.state == StageState.failed:
+                return RunOutcome(1, f"stage {stage} failed: {run.error or 'see its log'}", stopped_at=stage)
+            if run.state == StageState.done:
+                self.apply_gate(stage)
         if run.state != StageState.done:
             if not is_built:
                 msg = f"stage {stage} is not available yet: it is not built in this version of neuron-pilot"
@@ -156,8 +177,27 @@ class Runner:
             self._say(f"gate {stage}: {verdict} (by rule) — {decision.rationale}", stage)
         if decision.verdict != "go" and spec.gate.on_no_go == "stop" and spec.gate.rule != "final":
             return RunOutcome(0, f"pilot stopped at the {stage} gate: {decision.verdict} — {decision.rationale}",
-                              stopped_at=stage)
+                              stopped_at=stage, gate_stop=True)
         return None
+
+    def _wait_for_adopted(self, stage: str, run: StageRun) -> StageRun:
+        """Wait for a live worker that this runner did not start (its runner or UI died, the worker went
+        on): starting a second worker on the same stage would race it. Ends when the worker records its
+        end, or when it dies (then mark_stale makes the stage interrupted, and it resumes here)."""
+        self._say(f"stage {stage} is still running in worker pid {run.pid} (started earlier); waiting for it", stage)
+        asked_to_stop = False
+        while run.state == StageState.running:
+            if self._stop.is_set() and not asked_to_stop and run.pid and run.host == socket.gethostname():
+                asked_to_stop = True
+                try:
+                    os.kill(run.pid, signal.SIGTERM)  # cancel: it checkpoints and stops
+                except ProcessLookupError:
+                    pass
+            time.sleep(ADOPT_POLL_SECONDS)
+            self.store.mark_stale(self.study_id)
+            run = self.store.stage_run(self.study_id, stage)
+        self._say(f"stage {stage} ended in its earlier worker: {run.state.value}", stage)
+        return run
 
     def _spawn(self, stage: str) -> int:
         self._say(f"starting stage {stage} in a worker process", stage)
