@@ -121,6 +121,17 @@ class EvaluateSection(_Section):
     data_dir: Optional[str] = None  # local copies of built-in task data (see README)
 
 
+class GenerateSection(_Section):
+    """The generation probe: prompts per language, decoding settings (docs/generation.md)."""
+
+    prompts: Optional[str] = None  # folder of <lang>.txt, one prompt per line; default examples/prompts
+    n_prompts: int = Field(default=8, ge=1)  # the first N prompts of each language
+    max_new_tokens: int = Field(default=24, ge=1, le=1024)
+    samples: int = Field(default=1, ge=0, le=32)  # seeded sampled continuations per prompt
+    temperature: float = Field(default=0.8, gt=0, le=10)
+    top_p: float = Field(default=0.95, gt=0, le=1)
+
+
 class CriteriaSection(_Section):
     """Overrides of the protocol's gate thresholds, by gate key (e.g. min_gain_points = 2.0)."""
 
@@ -135,6 +146,7 @@ class StudyFile(_Section):
     identify: IdentifySection = IdentifySection()
     intervention: InterventionSection = InterventionSection()
     evaluate: EvaluateSection
+    generate: GenerateSection = GenerateSection()
     criteria: CriteriaSection = CriteriaSection()
 
     def normalised(self) -> dict[str, Any]:
@@ -238,8 +250,33 @@ def load_study_file(path: str | Path) -> tuple[StudyFile, dict[str, Any], str]:
             raise BadInput(f"{path}: [evaluate] data_dir {parsed.evaluate.data_dir!r} does not exist; fix the path")
         cfg["evaluate"]["data_dir"] = str(data_dir)
     cfg["languages"]["high_resource"] = parsed.languages.regression_languages
+    if parsed.generate.prompts:
+        cfg["generate"]["prompts"] = str(_prompt_folder(path, parsed, study_dir))
     cfg["resolved"] = resolved
     return parsed, cfg, text
+
+
+def _prompt_folder(path: Path, parsed: StudyFile, study_dir: Path) -> Path:
+    """[generate] prompts: a folder with a non-empty <lang>.txt for every evaluated language."""
+    raw = str(parsed.generate.prompts)
+    folder = resolve_path(raw, study_dir)
+    if folder is None or not folder.is_dir():
+        raise BadInput(f"{path}: [generate] prompts {raw!r} is not a folder; point it at a folder with one "
+                       f"<lang>.txt (one prompt per line) per language, or remove the key for the demo prompts")
+    evaluated = list(parsed.languages.targets) + [x for x in parsed.languages.regression_languages
+                                                  if x not in parsed.languages.targets]
+    for lang in evaluated:
+        file = folder / f"{lang}.txt"
+        if not file.is_file():
+            raise BadInput(f"{path}: [generate] prompts folder {folder} has no {lang}.txt; add one prompt per "
+                           f"line for {lang}")
+        try:
+            has_line = any(line.strip() for line in file.read_text(encoding="utf-8").splitlines())
+        except UnicodeDecodeError:
+            raise BadInput(f"{path}: prompt file {file} is not UTF-8 text; save it as UTF-8") from None
+        if not has_line:
+            raise BadInput(f"{path}: prompt file {file} is empty; write one prompt per line")
+    return folder
 
 
 def typed(cfg: dict[str, Any]) -> StudyFile:

@@ -318,9 +318,7 @@ def task_config(ref: TaskRef, data_dir: Optional[str] = None) -> dict[str, Any]:
     Demo tasks: data_files made absolute against the YAML's folder. Built-in tasks with a local copy:
     dataset replaced by local JSON lines; splits without a local file are dropped.
     """
-    from lm_eval.tasks._yaml_loader import load_yaml
-
-    cfg = copy.deepcopy(load_yaml(ref.yaml_path, resolve_func=True, recursive=True))
+    cfg = copy.deepcopy(_load_task_yaml(ref))
     for key in ("tag", "group"):
         cfg.pop(key, None)
     cfg["task"] = ref.name
@@ -333,6 +331,28 @@ def task_config(ref: TaskRef, data_dir: Optional[str] = None) -> dict[str, Any]:
         cfg.update(_local_overrides(cfg, local, ref.name))
     else:
         check_local_data(ref, data_dir)
+    return cfg
+
+
+def _load_task_yaml(ref: TaskRef) -> dict[str, Any]:
+    """The task YAML with its functions imported. A built-in task whose own code no longer imports
+    (lm-eval 0.4.13's xquad needs transformers.data.metrics, gone in transformers 5) gets the scorer
+    of lab.qa_scoring instead; any other such task is refused with a message."""
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    try:
+        return load_yaml(ref.yaml_path, resolve_func=True, recursive=True)
+    except ImportError as exc:
+        from lab.qa_scoring import REPLACEMENT_SCORERS
+
+        scorer = REPLACEMENT_SCORERS.get(ref.yaml_path.parent.name) if ref.source == "builtin" else None
+        if scorer is None:
+            raise BadInput(f"task {ref.name}: its lm-eval code cannot be imported ({str(exc).splitlines()[0]}); "
+                           f"install versions of lm-eval and its dependencies that work together, or pick "
+                           f"another task") from None
+    cfg = load_yaml(ref.yaml_path, resolve_func=False, recursive=True)
+    cfg["process_results"] = scorer
+    cfg["metadata"] = {**(cfg.get("metadata") or {}), "scorer": f"lab.qa_scoring.{scorer.__name__}"}
     return cfg
 
 

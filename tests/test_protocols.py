@@ -37,7 +37,8 @@ needs = ["criteria"]
 def test_lsn_staged_loads() -> None:
     p = load_protocol("lsn-staged")
     assert p.name == "lsn-staged" and p.protocol.version == 1
-    assert p.stage_names == ["criteria", "model", "identify", "reproduce", "intervene", "evaluate", "decide"]
+    assert p.stage_names == ["criteria", "model", "identify", "reproduce", "intervene", "generate", "evaluate",
+                            "decide"]
     seen: set[str] = set()
     for st_ in p.stage:
         assert st_.title and set(st_.needs) <= seen
@@ -103,7 +104,7 @@ def test_user_protocol_by_name_from_home_and_by_path(tmp_path: Path) -> None:
     # a user file named like a shipped one is found first
     (home / "protocols" / "lsn-staged.toml").write_text(MINIMAL.replace('"mine"', '"lsn-staged"'), encoding="utf-8")
     assert load_protocol("lsn-staged", home).stage_names == ["criteria", "model"]
-    assert len(load_protocol("lsn-staged").stage_names) == 7  # without that home: the shipped one
+    assert len(load_protocol("lsn-staged").stage_names) == 8  # without that home: the shipped one
     # by path, anywhere
     other = tmp_path / "elsewhere" / "p.toml"
     other.parent.mkdir()

@@ -313,7 +313,7 @@ NO_TORCH_SCRIPT = textwrap.dedent("""
     store = Store(home)
     # Every stage up to evaluate is done and its earlier gates decided: running goes straight to the
     # evaluate gate (rules evaluated in this process) without starting a worker.
-    for stage in ("criteria", "model", "identify", "reproduce", "intervene", "evaluate"):
+    for stage in ("criteria", "model", "identify", "reproduce", "intervene", "generate", "evaluate"):
         store.update_stage(sid, stage, state=StageState.done)
     for stage in ("criteria", "identify", "reproduce"):
         store.add_decision(sid, stage, "go", "set up by the test", "tester")

@@ -18,7 +18,7 @@ from tui.app import NeuronPilotApp
 from protocols import load_protocol
 
 NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.timezone.utc)
-BUILT = {"criteria", "model", "identify", "reproduce", "intervene", "evaluate", "decide"}
+BUILT = {"criteria", "model", "identify", "reproduce", "intervene", "generate", "evaluate", "decide"}
 SIZE = (80, 24)
 
 

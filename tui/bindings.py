@@ -33,7 +33,13 @@ STUDY_BINDINGS: list[Binding] = [
             id="study.scroll_down"),
     Binding("left_square_bracket", "scroll_pane(-1)", "Scroll tab up", show=False, key_display="[",
             id="study.scroll_up"),
+    Binding("g", "generations", "Generations side by side", show=False, id="study.generations"),
     Binding("escape", "back", "Back to studies", show=False, id="study.back"),
+]
+
+GENERATION_BINDINGS: list[Binding] = [
+    Binding("n", "next_language", "Next language", id="generations.next_language"),
+    Binding("escape", "back", "Back to the study", id="generations.back"),
 ]
 
 FORM_BINDINGS: list[Binding] = [
@@ -58,6 +64,7 @@ SCOPES: dict[str, list[Binding]] = {
     "everywhere": APP_BINDINGS,
     "studies list": HOME_BINDINGS,
     "study": STUDY_BINDINGS,
+    "generations": GENERATION_BINDINGS,
     "new-study form": FORM_BINDINGS,
     "decision form": DECISION_BINDINGS,
     "export": EXPORT_BINDINGS,

@@ -22,6 +22,8 @@ class LabCommands(Provider):
             sid = screen.study_id
             out.append(("Run / resume this study", screen.action_run, "start the next stage, or resume an interrupted one"))
             out.append(("Cancel the running stage", screen.action_cancel, "SIGTERM: the stage checkpoints and stops"))
+            out.append(("Generations: baseline vs intervention side by side", screen.action_generations,
+                        "the generation probe's continuations of one prompt per condition"))
             for view in screen.query_one("#stepper").views:  # type: ignore[attr-defined]
                 if view.has_gate and view.state == "done":
                     out.append((f"Decide gate: {view.name}", partial(screen.open_decision, view.name),

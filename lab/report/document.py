@@ -154,6 +154,7 @@ def evidence_section(facts: StudyFacts, charts: dict[str, tuple[str, bytes]]) ->
                          "points with its 95% bootstrap CI; McNemar exact p on the same items",
                          "No evaluation results (the evaluate stage has not finished)."))
     chart("accuracy")
+    blocks.extend(generation_blocks(facts))
     blocks.append(Para("Reproducibility", strong=True))
     blocks.append(_table(ev.stability_table(facts), "Split-half Jaccard of the neuron sets (identified vs random control)",
                          "No stability results (the reproduce stage has not finished)."))
@@ -172,6 +173,25 @@ def evidence_section(facts: StudyFacts, charts: dict[str, tuple[str, bytes]]) ->
     if not history.empty and history["stage"].duplicated().any():
         blocks.append(_table(history, "Decision history (oldest first)", ""))
     return Section("Evidence", blocks)
+
+
+def generation_blocks(facts: StudyFacts) -> list[Block]:
+    """The generation probe: fidelity per language and condition, and example continuation pairs."""
+    from lab.report import generation as gen
+
+    table = gen.fidelity_table(facts)
+    blocks: list[Block] = [Para("Generation side effects", strong=True)]
+    if table.empty:
+        return blocks + [Para("No generation probe results (the generate stage has not finished).")]
+    blocks.append(_table(table, "Language fidelity of continuations (greedy and sampled) of fixed prompts: share in "
+                         "the prompt's language, Δ vs baseline in points with its paired 95% bootstrap CI over "
+                         "prompts, share switched to English, share degenerate (empty or looping), share of "
+                         "prompts whose greedy continuation changed", ""))
+    pairs = gen.example_pairs(facts)
+    if pairs:
+        blocks.append(_table(gen.examples_table(pairs), "Example greedy continuations, baseline vs "
+                             f"{pairs[0]['condition']} (detected language in brackets)", ""))
+    return blocks
 
 
 def provenance_section(data: dict[str, Any], facts: StudyFacts) -> Section:

@@ -1,7 +1,7 @@
 """The go/no-go summary as a plain dict in DESIGN.md's JSON export shape, and writing exports.
 
 DESIGN.md's keys are kept exactly; extensions (documented in docs/report.md): study.trust_remote_code,
-headline, cost, artifacts[].check, provenance.model and provenance.data.
+headline, cost, generation (the generation probe), artifacts[].check, provenance.model and provenance.data.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from lab.gates import overall_verdict
 from lab.provenance import provenance
 from lab.report.cost import FullSize, cost
 from lab.report.facts import StudyFacts, load_facts
+from lab.report.generation import generation_summary
 from lab.report.headline import headline
 from lab.report.sources import artifact_list, corpus_files, model_record
 from lab.store import Store, Study
@@ -65,6 +66,7 @@ def summary(store: Store, study: Study, size: Optional[FullSize] = None,
         "provenance": prov,
         "headline": head,
         "cost": cost(facts, head, size),
+        "generation": generation_summary(facts),
     }
 
 

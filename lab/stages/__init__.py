@@ -21,6 +21,7 @@ _MODULES = [
     "lab.stages.identify",
     "lab.stages.reproduce",
     "lab.stages.intervene",
+    "lab.stages.generate",
     "lab.stages.evaluate",
     "lab.stages.decide",
 ]

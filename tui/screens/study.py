@@ -202,11 +202,16 @@ class StudyScreen(Screen[None]):
         self.query_one("#live", LiveBar).show_idle("idle")
         self.refresh_view()
         self.write_log("", "info" if outcome.code == 0 else "error", outcome.message)
-        self.set_status(outcome.message)
+        stopped = self.view_of(outcome.stopped_at) if outcome.stopped_at else None
+        interrupted = stopped is not None and stopped.state == "interrupted"
+        hint = " — press r to resume from its checkpoint" if interrupted else ""
+        self.set_status(outcome.message + hint)
         if outcome.stopped_at:
             self.select_stage(outcome.stopped_at)
         if outcome.awaiting_decision:
             self.open_decision(outcome.awaiting_decision)
+        elif interrupted:
+            self.app.notify(f"{outcome.message}; press r to resume", title="interrupted", severity="warning", timeout=8)
         elif "not built" in outcome.message or "not available" in outcome.message:
             self.app.notify(outcome.message, title="not built yet", severity="warning", timeout=8)
         elif outcome.code != 0:
@@ -343,6 +348,18 @@ class StudyScreen(Screen[None]):
             return
         pane = self.query_one(f"#{tabs.active} VerticalScroll", VerticalScroll)
         pane.scroll_relative(y=direction * max(pane.size.height - 2, 1), animate=False)
+
+    def action_generations(self) -> None:
+        """Baseline vs intervention continuations of the generation probe, side by side."""
+        from lab.errors import BadInput
+        from tui.screens.generations import GenerationScreen, load_continuations
+
+        try:
+            data = load_continuations(self.store, self.study_id)
+        except BadInput as exc:
+            self.app.notify(f"no generations to show: {exc}", severity="warning")
+            return
+        self.app.push_screen(GenerationScreen(self.study_id, data))
 
     def action_back(self) -> None:
         self.app.pop_screen()

@@ -1,0 +1,233 @@
+"""Stage `generate`: the generation probe — what the intervention does to the text the model writes.
+
+For every evaluated language (targets, then high-resource) it continues a fixed set of prompts
+greedily and with seeded sampling under each condition: baseline, intervention and random control
+(test-time hooks from intervention.json), or with [intervention] kind = "finetune" the untouched
+model and each trained variant, assigned to languages exactly as the evaluate stage does. Each
+continuation's language is identified (lab.fidelity); per language and condition the stage stores
+language fidelity, switches to English and degenerate output, paired against the baseline, and
+writes every continuation to continuations.json. It runs before evaluate and has no gate, so these
+side-effect numbers exist even when the evaluate gate stops the pilot. Each (language, condition)
+is checkpointed, so an interrupted stage resumes with the next one.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+from lab.errors import BadInput
+from lab.fidelity import (LIBRARY, LanguageID, PromptScore, detected_share, fidelity_rows, library_version,
+                          prompt_score)
+from lab.generation import (GenerationSettings, PromptResult, generate_continuations, prompt_file, prompts_folder,
+                            read_prompts, sampling_seed)
+from lab.interventions import intervene
+from lab.models import load_for_stage
+from lab.stages import STAGES
+from lab.stages.context import StageContext
+from lab.tasks import evaluated_languages
+
+TEST_TIME_CONDITIONS = ("baseline", "intervention", "control")
+ARTIFACT = "continuations.json"
+
+
+def settings_of(ctx: StageContext) -> GenerationSettings:
+    g = ctx.config.generate
+    return GenerationSettings(max_new_tokens=g.max_new_tokens, samples=g.samples, temperature=g.temperature,
+                              top_p=g.top_p, batch_size=int(ctx.cfg["evaluate"].get("batch_size", 8)))
+
+
+def plan_prompts(ctx: StageContext) -> tuple[dict[str, list[str]], dict[str, str], Path]:
+    """(language → prompts, skipped language → why, folder). A folder the study names must cover every
+    evaluated language (checked at `new` too); the shipped demo prompts skip languages they lack."""
+    folder, explicit = prompts_folder(ctx.config.generate.prompts)
+    limit = ctx.config.generate.n_prompts
+    prompts: dict[str, list[str]] = {}
+    skipped: dict[str, str] = {}
+    for lang in evaluated_languages(ctx.cfg):
+        if not explicit and prompt_file(folder, lang) is None:
+            skipped[lang] = f"no shipped demo prompts for {lang}; set [generate] prompts to a folder with {lang}.txt"
+            continue
+        prompts[lang] = read_prompts(folder, lang, limit)
+    return prompts, skipped, folder
+
+
+def _checkpoint(ctx: StageContext, lang: str, cond: str) -> Path:
+    return ctx.checkpoint_dir / f"{lang}.{cond}.json"
+
+
+def _load(ctx: StageContext, lang: str, cond: str, prompts: list[str]) -> Optional[list[PromptResult]]:
+    path = _checkpoint(ctx, lang, cond)
+    if not path.is_file():
+        return None
+    got = [PromptResult.from_json(r) for r in json.loads(path.read_text(encoding="utf-8"))]
+    return got if [r.prompt for r in got] == prompts else None  # other prompts: generate again
+
+
+def _save(ctx: StageContext, lang: str, cond: str, results: list[PromptResult]) -> None:
+    from lab.artifacts import atomic_write_json
+
+    atomic_write_json(_checkpoint(ctx, lang, cond), [r.to_json() for r in results])
+
+
+class Probe:
+    """Runs (or reloads from a checkpoint) one language under one condition and reports progress."""
+
+    def __init__(self, ctx: StageContext, prompts: dict[str, list[str]], conditions: tuple[str, ...]) -> None:
+        self.ctx = ctx
+        self.prompts = prompts
+        self.settings = settings_of(ctx)
+        self.results: dict[str, dict[str, list[PromptResult]]] = {lang: {} for lang in prompts}
+        self.seconds = {c: 0.0 for c in conditions}
+        self.total = len(prompts) * len(conditions)
+        self.done = 0
+
+    def pending(self, lang: str, cond: str) -> bool:
+        got = _load(self.ctx, lang, cond, self.prompts[lang])
+        if got is not None:
+            self.results[lang][cond] = got
+        return got is None
+
+    def run(self, model: Any, tokenizer: Any, lang: str, cond: str, hooks: Any = None, label: str = "") -> None:
+        ctx = self.ctx
+        label = label or f"{lang} · {cond}"
+        ctx.progress(self.done, self.total, "runs", label, force=True)
+        if cond not in self.results[lang] and self.pending(lang, cond):
+            t0 = time.perf_counter()
+            got = generate_continuations(model, tokenizer, self.prompts[lang], self.settings,
+                                         seed=sampling_seed(ctx.seed, lang), hooks=hooks)
+            self.seconds[cond] += time.perf_counter() - t0
+            _save(ctx, lang, cond, got)
+            self.results[lang][cond] = got
+        self.done += 1
+        ctx.progress(self.done, self.total, "runs", label, force=True)
+        ctx.check_stop()
+
+
+@STAGES.register("generate")
+def run(ctx: StageContext) -> None:
+    cfg = ctx.cfg
+    plan = ctx.read_json("intervene", "intervention.json")
+    if plan.get("kind") != cfg["intervention"]["kind"]:
+        raise BadInput(f"intervention.json was made for kind = {plan.get('kind')!r} but the study says "
+                       f"{cfg['intervention']['kind']!r}; re-run the intervene stage")
+    prompts, skipped, folder = plan_prompts(ctx)
+    lid = LanguageID(list(cfg["languages"]["all"]) + ["en"])
+    for lang in [x for x in prompts if x in lid.unsupported]:
+        skipped[lang] = f"the language identifier ({LIBRARY}) does not cover {lang}"
+        del prompts[lang]
+    if not prompts:
+        raise BadInput("the generation probe has no language to run: " + "; ".join(skipped.values()))
+    if plan["kind"] == "finetune":
+        probe, described, conditions, compared = _run_finetune(ctx, plan, prompts)
+    else:
+        probe, described, conditions, compared = _run_test_time(ctx, plan, prompts)
+
+    resamples = int(cfg["evaluate"].get("bootstrap", 2000))
+    rows: list[dict[str, Any]] = []
+    languages: dict[str, Any] = {}
+    for lang, by_cond in probe.results.items():
+        by_cond = {c: by_cond[c] for c in conditions}
+        scores, entry = score_language(lid, lang, by_cond)
+        rows += fidelity_rows(lang, scores, compared=compared, resamples=resamples, seed=ctx.seed)
+        languages[lang] = entry
+    rows += [dict(name="compute_seconds", language="", condition=c, value=s) for c, s in probe.seconds.items()]
+    ctx.metrics(rows)
+    ctx.write_json(ARTIFACT, {
+        "conditions": list(conditions), "intervention": described,
+        "settings": {**probe.settings.to_json(), "n_prompts": ctx.config.generate.n_prompts, "seed": ctx.seed,
+                     "prompts": str(folder)},
+        "language_id": {"library": LIBRARY, "version": library_version(), "candidates": lid.candidates},
+        "skipped": skipped, "languages": languages,
+    })
+    for lang, why in skipped.items():
+        ctx.log(f"generation probe skipped {lang}: {why}", level="warning")
+    ctx.log(f"generation probe: {len(languages)} languages x {len(conditions)} conditions, "
+            f"{sum(len(p) for p in prompts.values())} prompts, {probe.settings.samples} samples each")
+
+
+def score_language(lid: LanguageID, lang: str, by_cond: dict[str, list[PromptResult]]
+                   ) -> tuple[dict[str, list[PromptScore]], dict[str, Any]]:
+    """Detect every continuation's language: per-condition prompt scores and the artifact entry."""
+    scores: dict[str, list[PromptScore]] = {}
+    records: list[dict[str, Any]] = [{"prompt": r.prompt, "conditions": {}} for r in next(iter(by_cond.values()))]
+    summary: dict[str, Any] = {}
+    for cond, results in by_cond.items():
+        scores[cond] = []
+        all_detected: list[str] = []
+        for rec, res in zip(records, results):
+            found = [lid.detect(c.text) for c in res.continuations]
+            detected = [d for d, _ in found]
+            all_detected += detected
+            scores[cond].append(prompt_score(lang, detected, [c.degenerate is not None for c in res.continuations],
+                                             res.greedy.text))
+            rec["conditions"][cond] = {
+                "greedy": {**res.greedy.to_json(), "language": found[0][0], "confidence": round(found[0][1], 4)},
+                "samples": [{**c.to_json(), "language": d, "confidence": round(p, 4)}
+                            for c, (d, p) in zip(res.samples, found[1:])]}
+        summary[cond] = {"detected": detected_share(all_detected)}
+    return scores, {"prompts": records, "summary": summary}
+
+
+def _run_test_time(ctx: StageContext, plan: dict[str, Any], prompts: dict[str, list[str]]
+                   ) -> tuple[Probe, dict[str, Any], tuple[str, ...], tuple[str, ...]]:
+    from lab.stages.intervene import neuron_sets, read_activation_stats
+
+    if not plan.get("check", {}).get("passed", False):
+        raise BadInput("the intervene stage's hook check did not pass; re-run intervene before the generation probe")
+    kind = plan["value"]
+    scale = float(plan["scale"] if plan.get("scale") is not None else ctx.cfg["intervention"].get("scale", 2.0))
+    identified, control = neuron_sets(ctx)
+    stats, stat_langs = read_activation_stats(ctx.artifact_path("identify", "activation_stats.safetensors"))
+    sets = {"intervention": identified, "control": control}
+    for lang in prompts:
+        if lang not in identified or lang not in control:
+            raise BadInput(f"identify produced no neuron set for {lang}; re-run the identify stage")
+    probe = Probe(ctx, prompts, TEST_TIME_CONDITIONS)
+    todo = [(lang, cond) for lang in prompts for cond in TEST_TIME_CONDITIONS if probe.pending(lang, cond)]
+    loaded = load_for_stage(ctx) if todo else None
+    for lang in prompts:
+        for cond in TEST_TIME_CONDITIONS:
+            hooks = None
+            if loaded is not None and cond != "baseline" and (lang, cond) in todo:
+                hooks = intervene(loaded.model, loaded.adapter, sets[cond][lang], kind, stats=stats,
+                                  stat_languages=stat_langs, language=lang, scale=scale)
+            probe.run(loaded.model if loaded else None, loaded.tokenizer if loaded else None, lang, cond, hooks)
+    described = {"kind": "test_time", "value": kind, "scale": scale if kind == "scale" else None}
+    return probe, described, TEST_TIME_CONDITIONS, TEST_TIME_CONDITIONS[1:]
+
+
+def _run_finetune(ctx: StageContext, plan: dict[str, Any], prompts: dict[str, list[str]]
+                  ) -> tuple[Probe, dict[str, Any], tuple[str, ...], tuple[str, ...]]:
+    """Each trained variant is merged into a copy of the model once and serves every language that
+    uses it (the evaluate stage's assignment: a high-resource language gets the first target's)."""
+    from lab.finetune import load_condition, variant_adapter_dir
+    from lab.stages.evaluate import FT_CONDITIONS, FT_TREATED, finetune_assignment
+
+    languages = list(prompts)
+    assignment = finetune_assignment(plan, list(ctx.cfg["languages"]["targets"]), languages)
+    schedule: dict[Optional[str], list[tuple[str, str]]] = {None: [(lang, "baseline") for lang in languages]}
+    for lang in languages:
+        for cond in FT_TREATED:
+            schedule.setdefault(assignment[lang][cond], []).append((lang, cond))
+    probe = Probe(ctx, prompts, FT_CONDITIONS)
+    loaded = None
+    for variant, pairs in schedule.items():
+        todo = [pair for pair in pairs if probe.pending(*pair)]
+        model = None
+        if todo:
+            loaded = loaded or load_for_stage(ctx)
+            ctx.progress(probe.done, probe.total, "runs", f"loading {variant or 'baseline'}", force=True)
+            model = load_condition(loaded, None if variant is None else variant_adapter_dir(ctx, variant))
+        for lang, cond in pairs:
+            probe.run(model, loaded.tokenizer if loaded else None, lang, cond,
+                      label=f"{lang} · {cond} ({variant or 'untouched'})")
+        if variant is not None and model is not None:  # free the merged copy before the next one
+            del model
+            gc.collect()
+    described = {"kind": "finetune", "variants": assignment,
+                 "high_resource_rule": "high-resource languages are probed under the first target's adapters"}
+    return probe, described, FT_CONDITIONS, FT_TREATED
