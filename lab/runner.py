@@ -103,6 +103,8 @@ class Runner:
         renewer = threading.Thread(target=self._renew, args=(renew_stop,), daemon=True)
         renewer.start()
         try:
+            for stage in self.store.sync_stages(self.study_id, names):
+                self._say(f"stage {stage} is new in protocol {self.protocol.name}; added as pending", stage, "warning")
             for stage in self.store.mark_stale(self.study_id):
                 self._say(f"stage {stage} was interrupted (worker gone); it will resume", stage, "warning")
             for spec in self.protocol.stage:

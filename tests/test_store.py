@@ -342,3 +342,15 @@ def test_lease_blocks_a_second_process_until_released_expired_or_dead(tmp_path: 
     store.acquire_lease(sid, "pytest-holder")
     lease = store.lease(sid)
     assert lease is not None and lease.pid == os.getpid()
+
+
+def test_sync_stages_adds_a_stage_the_protocol_gained_in_protocol_order(tmp_path: Path) -> None:
+    store = Store(tmp_path / "home")
+    study = store.create_study(name="old", protocol="p", model_id="m", seed=0, trust_remote_code=False,
+                               config={}, source_toml="", source_path="", stages=["a", "b", "d"])
+    store.update_stage(study.id, "b", state=StageState.done)
+    assert store.sync_stages(study.id, ["a", "b", "c", "d"]) == ["c"]
+    rows = store.stage_runs(study.id)
+    assert [r.stage for r in rows] == ["a", "b", "c", "d"]
+    assert rows[1].state == StageState.done and rows[2].state == StageState.pending
+    assert store.sync_stages(study.id, ["a", "b", "c", "d"]) == []  # idempotent

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, SQLModel, create_engine, select
 
+from lab import faults
 from lab.errors import BadInput
 from lab.paths import Home
 from lab.store.tables import (
@@ -170,6 +171,22 @@ class Store:
         with self.session() as s:
             return list(s.exec(select(StageRun).where(StageRun.study_id == study_id).order_by(StageRun.position)))
 
+    def sync_stages(self, study_id: int, stages: Sequence[str]) -> list[str]:
+        """Give the study a row for every stage of its protocol, in protocol order (a study created
+        before its protocol gained a stage gets that stage as `pending`); returns the stages added."""
+        with self.session() as s:
+            rows = {r.stage: r for r in s.exec(select(StageRun).where(StageRun.study_id == study_id))}
+            added = [st for st in stages if st not in rows]
+            for st in added:
+                rows[st] = StageRun(study_id=study_id, stage=st, position=0)
+            order = list(stages) + [st for st in sorted(rows, key=lambda k: rows[k].position) if st not in stages]
+            for i, st in enumerate(order):
+                if rows[st].position != i or st in added:
+                    rows[st].position = i
+                    s.add(rows[st])
+            s.commit()
+            return added
+
     def stage_run(self, study_id: int, stage: str) -> StageRun:
         with self.session() as s:
             row = s.exec(select(StageRun).where(StageRun.study_id == study_id, StageRun.stage == stage)).first()
@@ -238,6 +255,7 @@ class Store:
         )
         with self.engine.begin() as conn:
             conn.execute(stmt)
+            faults.point("db_commit")  # tests only: a kill inside the open transaction
 
     def metrics(self, study_id: int, stage: Optional[str] = None, name: Optional[str] = None) -> list[Metric]:
         with self.session() as s:
@@ -267,6 +285,8 @@ class Store:
             else:
                 row.path, row.sha256, row.bytes, row.created_at = rel, sha256, size, utcnow()
             s.add(row)
+            s.flush()
+            faults.point("db_commit")  # tests only: a kill inside the open transaction
             s.commit()
             s.refresh(row)
             return row
