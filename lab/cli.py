@@ -113,7 +113,8 @@ def _run(store: Any, study_ref: Any, until: Optional[str], headless: bool) -> in
         return _tui(store.home.root, str(study_ref), run=True)
     runner = Runner(store, study_ref, headless=True, on_event=ProgressPrinter())
     outcome = runner.run(until=until)
-    print(outcome.message, file=sys.stderr if outcome.code else sys.stdout)
+    prefix = "error: " if outcome.code == 2 else ""  # bad input reads like every other exit-2 line
+    print(prefix + outcome.message, file=sys.stderr if outcome.code else sys.stdout)
     return outcome.code
 
 

@@ -58,9 +58,10 @@ import re
 from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional, Sequence
 
-import torch
+if TYPE_CHECKING:  # torch loads only where blocks are built, so `new` can check corpus text without it
+    import torch
 
 from lab.errors import BadInput
 
@@ -261,6 +262,8 @@ def _too_small(source: TextSource, have: int, skip: int, n_tokens: int, what: st
 
 def _blocks_from(source: TextSource, tokenizer: Any, n_tokens: int, block_size: int, seed: Optional[int],
                  skip_tokens: int, what: str) -> Iterator[torch.Tensor]:
+    import torch
+
     if n_tokens <= 0 or block_size <= 0 or skip_tokens < 0:
         raise ValueError("n_tokens and block_size must be positive, skip_tokens non-negative")
     buf: list[int] = []
@@ -337,6 +340,8 @@ class BlockFeed:
     @classmethod
     def from_blocks(cls, lang: str, blocks: Sequence[torch.Tensor]) -> "BlockFeed":
         """Blocks already in memory (all of one length except possibly the last)."""
+        import torch
+
         blocks = [torch.as_tensor(b, dtype=torch.long).reshape(-1) for b in blocks]
         if not blocks or any(len(b) == 0 for b in blocks):
             raise ValueError(f"{lang}: need at least one non-empty block")

@@ -13,6 +13,7 @@ from torch import nn
 
 from lab.adapters import ArchitectureAdapter, adapter_for
 from lab.errors import BadInput
+from lab.preflight import check_model_files
 
 WEIGHT_SUFFIXES = (".safetensors", ".gguf", ".bin", ".pt")
 
@@ -88,9 +89,7 @@ def load_model(model_cfg: dict[str, Any], source: str = "local") -> LoadedModel:
         kwargs["revision"] = revision
     if gguf_file:
         kwargs["gguf_file"] = gguf_file
-    if source == "local" and not (Path(name) / "config.json").is_file():
-        raise BadInput(f"model folder {name} has no config.json; point [model] id at a saved transformers model "
-                       f"(save_pretrained) or a .gguf file")
+    check_model_files(model_id, source, model_cfg.get("gguf_file"))  # also catches files damaged after `new`
     try:
         config = AutoConfig.from_pretrained(name, **kwargs)
     except OSError as exc:
@@ -106,6 +105,9 @@ def load_model(model_cfg: dict[str, Any], source: str = "local") -> LoadedModel:
             raise BadInput(f"model {model_id!r} needs custom code; set [model] trust_remote_code = true only if you trust it") from None
         raise BadInput(f"cannot load model {model_id!r}: {msg}; point [model] id at a model of a family "
                        f"transformers can load") from None
+    except (TypeError, AttributeError, KeyError) as exc:  # a config.json whose keys do not fit its model_type
+        raise BadInput(f"config.json of {model_id!r} does not fit its model_type ({type(exc).__name__}: "
+                       f"{str(exc).splitlines()[0] if str(exc) else ''}); check the model files or re-save the model") from None
     adapter = adapter_for(config)  # fails early, before the weights load, for an unsupported family
     try:
         model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, **kwargs)

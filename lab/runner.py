@@ -96,9 +96,9 @@ class Runner:
         names = self.protocol.stage_names
         if until is not None and until not in names:
             raise BadInput(f"--until {until!r} is not a stage of protocol {self.protocol.name} "
-                           f"(stages: {', '.join(names)})")
+                           f"(stages: {', '.join(names)}); use one of them")
         built = set(built_stage_names())
-        self.store.acquire_lease(self.study_id, f"{self.holder} (pid {os.getpid()})")
+        self.store.acquire_lease(self.study_id, self.holder)  # the lease row records pid and host itself
         renew_stop = threading.Event()
         renewer = threading.Thread(target=self._renew, args=(renew_stop,), daemon=True)
         renewer.start()

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.errors import BadInput
+from lab.preflight import check_study_inputs
 from lab.store import Store, Study
 from lab.studyfile import load_study_file
 from protocols import ProtocolError, load_protocol
@@ -40,6 +41,7 @@ def validate(path: str | Path, home: Path) -> tuple[Any, dict[str, Any], str, An
     checks_registry.validate_choices(cfg, protocol)
     if cfg["resolved"].get("model_source") == "hub":
         check_hub_model(cfg["model"]["id"], cfg["model"].get("revision"))
+    check_study_inputs(cfg)  # weight-file headers and corpus text, before anything is stored
     return parsed, cfg, text, protocol
 
 

@@ -162,7 +162,9 @@ def _format_error(err: ValidationError, source: str) -> str:
         return f"{source}: unknown key {where}; remove it or fix its spelling (see README.md, 'Study file')"
     if first["type"] == "missing":
         return f"{source}: missing {where}; add it (see examples/studies/demo.toml)"
-    return f"{source}: {where}: {first['msg']}"
+    msg = str(first["msg"]).removeprefix("Value error, ")
+    fix = "" if "; " in msg else "; fix the value (see README.md, 'Study file')"
+    return f"{source}: {where}: {msg}{fix}"
 
 
 def parse_study(text: str, source: str = "study file") -> StudyFile:
@@ -199,7 +201,7 @@ def load_study_file(path: str | Path) -> tuple[StudyFile, dict[str, Any], str]:
     if not path.is_file():
         raise BadInput(f"study file {path} does not exist; pass the path of a .toml study file")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a BOM from a Windows editor is fine
     except UnicodeDecodeError:
         raise BadInput(f"study file {path} is not UTF-8 text; save it as UTF-8") from None
     parsed = parse_study(text, source=str(path))

@@ -77,10 +77,11 @@ class Protocol(BaseModel):
         seen: set[str] = set()
         for st in self.stage:
             if st.name in seen:
-                raise ValueError(f"stage {st.name!r} is declared twice")
+                raise ValueError(f"stage {st.name!r} is declared twice; give every stage its own name")
             for need in st.needs:
                 if need not in seen:
-                    raise ValueError(f"stage {st.name!r} needs {need!r}, which is not an earlier stage")
+                    raise ValueError(f"stage {st.name!r} needs {need!r}, which is not an earlier stage; "
+                                     f"list stages after the ones they need")
             seen.add(st.name)
         return self
 
@@ -114,7 +115,9 @@ def _one_line(err: ValidationError, source: str) -> str:
         return f"protocol {source}: unknown key {loc}; remove it or fix its spelling"
     if first["type"] == "missing":
         return f"protocol {source}: missing {loc}; add it (see protocols/lsn-staged.toml)"
-    return f"protocol {source}: {loc}: {first['msg']}"
+    msg = str(first["msg"]).removeprefix("Value error, ")
+    fix = "" if "; " in msg else "; fix the value (see docs/foundation.md, 'Protocol files')"
+    return f"protocol {source}: {loc}: {msg}{fix}"
 
 
 def parse_protocol(text: str, source: str = "protocol") -> Protocol:

@@ -18,6 +18,8 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from lab.artifacts import verify
+from lab.errors import BadInput
 from lab.store import Metric, Store
 from tui.formatting import fmt_value
 from tui.render.heatmap import heatmap, is_square_matrix
@@ -138,8 +140,9 @@ def artifact_renderables(store: Store, study_id: int, stage: str) -> list[Render
         if not art.name.endswith(".json") or art.bytes > MAX_JSON_BYTES:
             continue
         try:
-            data = json.loads(store.home.inside(Path(art.path)).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            # inside the home and unmodified since its stage wrote it, or not shown
+            data = json.loads(verify(store.home.inside(Path(art.path)), art.sha256).read_text(encoding="utf-8"))
+        except (OSError, ValueError, BadInput):
             continue
         out.extend(json_matrices(art.name, data))
     if arts:

@@ -1,0 +1,516 @@
+"""The bad-input matrix (issue #9): every kind of bad input a user can give, through the real CLI.
+
+Each case calls `lab.cli.main` in-process — the handler and error path the console script runs
+(tests/test_cli.py and test_studyfile.py cover the same path as subprocesses) — and checks: exit
+code 2, exactly one line on stderr `error: what is wrong; how to fix it` (a how-to verb after the
+`; `), no traceback, and nothing stored changed (every table of lab.db and every file under the home
+except logs/). Inputs only a loaded model or its tokenizer can reveal (architecture, GGUF
+architecture, a corpus too small for the token budget) and artifacts tampered after their stage wrote
+them fail inside the stage's worker: `run` exits 2 with one line, and every earlier stage's rows,
+metrics and files are exactly as before (only the failed stage's own row records the failure).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import pytest
+
+from lab.cli import main
+from lab.store.db import SCHEMA_VERSION
+
+HOW = re.compile(r"\b(fix|use|set|check|add|remove|point|run|re-run|restore|download|upgrade|save|re-save|lower|"
+                 r"raise|pass|give|list|drop|create|wait|install|write|name|rename|pick|choose|stop)\b", re.IGNORECASE)
+
+# ---- what "nothing stored changed" means ---------------------------------------------------------
+
+
+def db_rows(home: Path) -> dict[str, list[dict[str, Any]]]:
+    """Every row of every table of lab.db (read-only), in rowid order."""
+    db = home / "lab.db"
+    if not db.exists():
+        return {}
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    con.row_factory = sqlite3.Row
+    try:
+        tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")]
+        return {t: [dict(r) for r in con.execute(f'SELECT * FROM "{t}" ORDER BY rowid')] for t in tables}
+    finally:
+        con.close()
+
+
+def stored_files(home: Path) -> dict[str, str]:
+    """sha256 of every file in the home but the DB itself and logs/ (a failed stage logs its failure)."""
+    out = {}
+    for p in sorted(home.rglob("*")):
+        rel = p.relative_to(home)
+        if p.is_file() and rel.parts[0] != "logs" and not rel.name.startswith("lab.db"):
+            out[str(rel)] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+def stored(home: Path, failed: Optional[tuple[int, str]] = None) -> dict[str, Any]:
+    """The home's stored state; with `failed=(study, stage)`, minus what a failing stage may write:
+    its own stagerun row and the study's updated_at."""
+    rows = db_rows(home)
+    if failed is not None:
+        sid, stage = failed
+        rows["stagerun"] = [r for r in rows.get("stagerun", []) if (r["study_id"], r["stage"]) != (sid, stage)]
+        rows["study"] = [{k: v for k, v in r.items() if k != "updated_at"} for r in rows.get("study", [])]
+    return {"db": rows, "files": stored_files(home)}
+
+
+def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_bad_input(code: int, err: str, *expected: str) -> str:
+    """Exit 2, one line `error: what; how`, no traceback; returns the line."""
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, (code, err)
+    line = lines[0]
+    assert line.startswith("error: ") and "Traceback" not in err, line
+    _, sep, how = line.partition("; ")
+    assert sep and HOW.search(how), f"no 'how to fix it' after '; ': {line}"
+    for text in expected:
+        assert text in line, line
+    return line
+
+
+# ---- the study files ------------------------------------------------------------------------------
+
+BASE = """
+[study]
+name = "{name}"
+seed = 2
+
+[model]
+id = "{model}"
+device = "cpu"
+
+[languages]
+all = ["en", "fr", "de", "sw"]
+targets = ["sw"]
+
+[corpus]
+path = "{corpus}"
+tokens_per_language = {tokens}
+block_size = 64
+heldout_tokens = 128
+
+[identify]
+histogram_bins = 64
+
+[evaluate]
+tasks = ["demo_xnli"]
+"""
+
+
+@dataclass
+class Kit:
+    """What a case builds its input from: a scratch folder, the tiny model and corpus."""
+
+    tmp: Path
+    model: Path
+    corpus: Path
+
+    def study(self, *edits: tuple[str, str], model: Any = None, corpus: Any = None, extra: str = "",
+              tokens: int = 1000, name: str = "bad") -> Path:
+        text = BASE.format(name=name, model=model or self.model, corpus=corpus or self.corpus, tokens=tokens) + extra
+        for old, new in edits:
+            assert old in text, old
+            text = text.replace(old, new)
+        path = self.tmp / "study.toml"
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    def model_copy(self, name: str = "model") -> Path:
+        dst = self.tmp / name
+        shutil.copytree(self.model, dst)
+        return dst
+
+    def corpus_copy(self) -> Path:
+        dst = self.tmp / "corpus"
+        shutil.copytree(self.corpus, dst)
+        return dst
+
+    def protocol(self, edit: Callable[[str], str]) -> Path:
+        from protocols import SHIPPED
+
+        path = self.tmp / "my-protocol.toml"
+        path.write_text(edit((SHIPPED / "lsn-staged.toml").read_text(encoding="utf-8")), encoding="utf-8")
+        return path
+
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def corrupt_header(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[8:24] = b"\x00garbage\xffheader!"
+    path.write_bytes(bytes(data))
+
+
+def metadata_only_gguf(path: Path, arch: str) -> Path:
+    """A valid GGUF that declares `arch` with enough metadata for a config, and no weights."""
+    import gguf
+
+    w = gguf.GGUFWriter(str(path), arch)
+    w.add_context_length(64)
+    w.add_embedding_length(32)
+    w.add_block_count(2)
+    w.add_feed_forward_length(64)
+    w.add_head_count(4)
+    w.add_head_count_kv(4)
+    w.add_layer_norm_rms_eps(1e-5)
+    w.add_vocab_size(16)
+    w.add_tokenizer_model("gpt2")
+    w.add_token_list([chr(ord("a") + i) for i in range(16)])
+    w.add_token_merges([])
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+def _broken_model(k: Kit, damage: Callable[[Path], None]) -> Path:
+    m = k.model_copy()
+    damage(m / "model.safetensors")
+    return k.study(model=m)
+
+
+def _corpus_with(k: Kit, lang_file: str, data: bytes) -> Path:
+    c = k.corpus_copy()
+    (c / "sw.txt").unlink()
+    (c / lang_file).write_bytes(data)
+    return k.study(corpus=c)
+
+
+def _empty_model_folder(k: Kit) -> Path:
+    (k.tmp / "empty-model").mkdir()
+    return k.study(model=k.tmp / "empty-model")
+
+
+def _not_utf8_study(k: Kit) -> Path:
+    path = k.study()
+    path.write_bytes(path.read_bytes().replace(b'name = "bad"', b'name = "caf\xe9"'))
+    return path
+
+
+# Each `new` case: (builder → study file, text the one line must hold). Builders may break files.
+NEW_CASES: dict[str, tuple[Callable[[Kit], Path], str]] = {
+    # model
+    "model_path_missing": (lambda k: k.study(model=k.tmp / "no-such-model"), "is not an existing file or folder"),
+    "model_folder_without_config": (_empty_model_folder, "has no config.json"),
+    "hub_id_while_offline": (lambda k: k.study(model="neuron-pilot-tests/never-cached-model"),
+                             "the hub is offline here"),
+    "config_json_not_json": (lambda k: _broken_model(k, lambda p: (p.parent / "config.json").write_text("{oops")),
+                             "config.json is not a JSON object"),
+    "safetensors_truncated": (lambda k: _broken_model(k, truncate), "is corrupt or truncated"),
+    "safetensors_corrupt_header": (lambda k: _broken_model(k, corrupt_header), "is corrupt or truncated"),
+    "safetensors_empty_file": (lambda k: _broken_model(k, lambda p: p.write_bytes(b"")), "is corrupt or truncated"),
+    "gguf_not_a_gguf": (lambda k: k.study(model=_write(k.tmp / "m.gguf", b"GGUG" + b"\x00" * 64)),
+                        "is not a readable GGUF file"),
+    "gguf_truncated": (lambda k: k.study(model=_truncated_gguf(k)), "is not a readable GGUF file"),
+    # corpus
+    "corpus_not_utf8": (lambda k: _corpus_with(k, "sw.txt", "paka analala\nmbwa caf\xe9\n".encode("latin-1")),
+                        "line 2 is not valid UTF-8"),
+    "corpus_jsonl_not_json": (lambda k: _corpus_with(k, "sw.jsonl", b'{"text": "paka"}\nnot json\n'),
+                              "line 2 is not valid JSON"),
+    "corpus_jsonl_without_text": (lambda k: _corpus_with(k, "sw.jsonl", b'{"body": "paka"}\n'),
+                                  'has no string field "text"'),
+    "corpus_file_empty": (lambda k: _corpus_with(k, "sw.txt", b""), "is empty"),
+    "corpus_file_blank_lines": (lambda k: _corpus_with(k, "sw.txt", b"\n   \n\t\n"), "is empty"),
+    "corpus_folder_missing": (lambda k: k.study(corpus=k.tmp / "no-corpus"), "[corpus] path"),
+    # languages and tasks
+    "language_without_corpus_text": (lambda k: k.study(('all = ["en", "fr", "de", "sw"]',
+                                                        'all = ["en", "fr", "de", "sw", "hi"]')), "has no text for hi"),
+    "language_code_invalid": (lambda k: k.study(('all = ["en", "fr", "de", "sw"]', 'all = ["en", "EN!", "sw"]')),
+                              "is not a language code"),
+    "language_target_not_in_all": (lambda k: k.study(('targets = ["sw"]', 'targets = ["ur"]')),
+                                   "are not in languages.all"),
+    "task_unknown": (lambda k: k.study(('tasks = ["demo_xnli"]', 'tasks = ["no_such_task_xyz"]')),
+                     "'no_such_task_xyz' is not a known task"),
+    "task_of_unknown_language": (lambda k: k.study(('tasks = ["demo_xnli"]', 'tasks = ["demo_xnli", "demo_xnli_hi"]')),
+                                 "'demo_xnli_hi'"),
+    "identify_method_unknown": (lambda k: k.study(("histogram_bins = 64", 'histogram_bins = 64\nmethod = "magic"')),
+                                "'magic' is not an identification method"),
+    # the study file itself
+    "study_unknown_key": (lambda k: k.study(("tokens_per_language", "tokens_per_langauge")),
+                          "unknown key [corpus] tokens_per_langauge"),
+    "study_unknown_section": (lambda k: k.study(extra="\n[extras]\nx = 1\n"), "unknown key [extras]"),
+    "study_invalid_value": (lambda k: k.study(("block_size = 64", 'block_size = "big"')), "[corpus] block_size"),
+    "study_missing_section": (lambda k: k.study(('[evaluate]\ntasks = ["demo_xnli"]', "")), "missing [evaluate]"),
+    "study_invalid_toml": (lambda k: k.study(("[corpus]", "[corpus")), "is not valid TOML"),
+    "study_not_utf8": (_not_utf8_study, "is not UTF-8 text"),
+    "study_file_missing": (lambda k: k.tmp / "no-such-study.toml", "does not exist"),
+    "criteria_unknown_threshold": (lambda k: k.study(extra="\n[criteria]\nmin_gain_pts = 2.0\n"),
+                                   "min_gain_pts is not a threshold"),
+    # the protocol file
+    "protocol_unknown_key": (lambda k: k.study(('name = "bad"', f'name = "bad"\nprotocol = "{_protocol_extra_key(k)}"')),
+                             "unknown key stage.1.needs_gpu"),
+    "protocol_invalid_value": (lambda k: k.study(('name = "bad"', f'name = "bad"\nprotocol = "{_protocol_bad_value(k)}"')),
+                               "on_no_go"),
+    "protocol_unknown_name": (lambda k: k.study(('name = "bad"', 'name = "bad"\nprotocol = "no-such-protocol"')),
+                              "unknown protocol 'no-such-protocol'"),
+    "protocol_invalid_toml": (lambda k: k.study(('name = "bad"', f'name = "bad"\nprotocol = "{_protocol_broken(k)}"')),
+                              "is not valid TOML"),
+}
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def _truncated_gguf(k: Kit) -> Path:
+    path = metadata_only_gguf(k.tmp / "t.gguf", "llama")
+    path.write_bytes(path.read_bytes()[:40])
+    return path
+
+
+def _protocol_extra_key(k: Kit) -> Path:
+    return k.protocol(lambda t: t.replace('name = "model"', 'name = "model"\nneeds_gpu = true', 1))
+
+
+def _protocol_bad_value(k: Kit) -> Path:
+    return k.protocol(lambda t: t.replace('gate = { rule = "criteria" }', 'gate = { rule = "criteria", on_no_go = "maybe" }'))
+
+
+def _protocol_broken(k: Kit) -> Path:
+    return k.protocol(lambda t: t.replace("[[stage]]", "[[stage]", 1))
+
+
+@pytest.fixture(scope="module")
+def lab_home(tmp_path_factory: pytest.TempPathFactory, tiny_llama_dir: Path, tiny_corpus_dir: Path) -> dict[str, Any]:
+    """A home holding one valid study (id 1), created through `new`."""
+    root = tmp_path_factory.mktemp("bad-inputs")
+    kit = Kit(root, tiny_llama_dir, tiny_corpus_dir)
+    home = root / "home"
+    assert main(["new", str(kit.study(name="good")), "--home", str(home)]) == 0
+    return {"home": home, "model": tiny_llama_dir, "corpus": tiny_corpus_dir}
+
+
+def test_the_valid_base_study_is_accepted(lab_home: dict[str, Any], tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """The control for the matrix: the unbroken study file passes `new` (so each case fails for its break)."""
+    kit = Kit(tmp_path, lab_home["model"], lab_home["corpus"])
+    code, out, err = cli(capsys, "new", str(kit.study(name="control")), "--home", str(tmp_path / "h"))
+    assert (code, out.strip(), err) == (0, "1", "")
+
+
+@pytest.mark.parametrize("case", sorted(NEW_CASES))
+def test_new_refuses(case: str, lab_home: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    build, expected = NEW_CASES[case]
+    kit = Kit(tmp_path, lab_home["model"], lab_home["corpus"])
+    study_file = build(kit)
+    home = lab_home["home"]
+    before = stored(home)
+    code, out, err = cli(capsys, "new", str(study_file), "--home", str(home))
+    assert_bad_input(code, err, expected)
+    assert out == ""
+    assert stored(home) == before  # no study row, no stage rows, no files
+
+
+# ---- commands on an existing home ------------------------------------------------------------------
+
+def _newer_schema(home: Path) -> None:
+    con = sqlite3.connect(home / "lab.db")
+    with con:
+        con.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION + 1),))
+    con.close()
+
+
+COMMAND_CASES: dict[str, tuple[list[str], str, bool]] = {
+    # name: (argv after the command word, expected text, on a DB of a newer schema?)
+    "run_until_unknown_stage": (["run", "1", "--until", "nosuchstage", "--headless"], "--until 'nosuchstage'", False),
+    "run_unknown_study": (["run", "nosuchstudy", "--headless"], "no study 'nosuchstudy'", False),
+    "export_unknown_format": (["export", "1", "--format", "pdf"], "--format 'pdf' is not an export format", False),
+    "export_output_is_a_folder": (["export", "1", "--format", "json", "-o", "."], "is a folder", False),
+    "status_unknown_study": (["status", "7"], "no study '7'", False),
+    "decide_unfinished_stage": (["decide", "1", "identify", "go", "--rationale", "r", "--by", "me"],
+                                "is pending, not done", False),
+    "newer_schema_status": (["status", "1"], "newer than this neuron-pilot", True),
+    "newer_schema_run": (["run", "1", "--headless"], "newer than this neuron-pilot", True),
+    "newer_schema_export": (["export", "1", "--format", "json"], "newer than this neuron-pilot", True),
+    "newer_schema_studies": (["studies"], "newer than this neuron-pilot", True),
+}
+
+
+@pytest.mark.parametrize("case", sorted(COMMAND_CASES))
+def test_commands_refuse(case: str, lab_home: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                         monkeypatch: pytest.MonkeyPatch) -> None:
+    argv, expected, newer = COMMAND_CASES[case]
+    home = tmp_path / "home"
+    shutil.copytree(lab_home["home"], home)
+    if newer:
+        _newer_schema(home)
+    monkeypatch.chdir(tmp_path)
+    before = stored(home)
+    code, _, err = cli(capsys, *argv, "--home", str(home))
+    assert_bad_input(code, err, expected)
+    assert stored(home) == before
+
+
+def test_new_on_a_newer_schema_db_stores_nothing(lab_home: dict[str, Any], tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    home = tmp_path / "home"
+    shutil.copytree(lab_home["home"], home)
+    _newer_schema(home)
+    kit = Kit(tmp_path, lab_home["model"], lab_home["corpus"])
+    before = stored(home)
+    code, _, err = cli(capsys, "new", str(kit.study(name="second")), "--home", str(home))
+    assert_bad_input(code, err, f"schema version {SCHEMA_VERSION + 1}", "upgrade neuron-pilot or use another --home")
+    assert stored(home) == before
+
+
+# ---- inputs only a stage can see: `run` exits 2, earlier stages untouched ------------------------------
+
+def _run_until(capsys: pytest.CaptureFixture[str], home: Path, sid: str, stage: str) -> tuple[int, str, str]:
+    return cli(capsys, "run", sid, "--until", stage, "--headless", "--home", str(home))
+
+
+def _stage_refuses(capsys: pytest.CaptureFixture[str], home: Path, sid: str, stage: str, *expected: str) -> str:
+    """Run up to `stage` (its predecessors already done) and check it refuses with nothing else changed."""
+    before = stored(home, failed=(int(sid), stage))
+    code, _, err = _run_until(capsys, home, sid, stage)
+    line = assert_bad_input(code, err, f"stage {stage} bad input", *expected)
+    assert stored(home, failed=(int(sid), stage)) == before
+    from lab.store import StageState, Store
+
+    run = Store(home, create=False).stage_run(int(sid), stage)
+    assert run.state == StageState.failed and run.error and run.error in line and run.pid is None
+    return line
+
+
+def _new_then_criteria(capsys: pytest.CaptureFixture[str], home: Path, study_file: Path,
+                       until: str = "criteria") -> str:
+    code, out, err = cli(capsys, "new", str(study_file), "--home", str(home))
+    assert code == 0, err
+    sid = out.strip()
+    code, _, err = _run_until(capsys, home, sid, until)
+    assert code == 0, err
+    return sid
+
+
+def _no_adapter_config(k: Kit) -> Path:
+    """A well-formed config of a family transformers knows (Falcon) but neuron-pilot has no adapter for."""
+    from transformers import FalconConfig
+
+    m = k.model_copy()
+    FalconConfig(vocab_size=400, hidden_size=32, num_hidden_layers=2, num_attention_heads=4).to_json_file(
+        m / "config.json")
+    return k.study(model=m)
+
+
+def _inconsistent_config(k: Kit) -> Path:
+    """The Llama config.json relabelled as Falcon: its keys do not fit the class model_type names."""
+    m = k.model_copy()
+    cfg = json.loads((m / "config.json").read_text(encoding="utf-8"))
+    (m / "config.json").write_text(json.dumps({**cfg, "model_type": "falcon"}), encoding="utf-8")
+    return k.study(model=m)
+
+
+MODEL_STAGE_CASES: dict[str, tuple[Callable[[Kit], Path], str]] = {
+    "architecture_without_adapter": (_no_adapter_config, "'falcon' has no neuron adapter"),
+    "config_json_does_not_fit_its_model_type": (_inconsistent_config, "does not fit its model_type"),
+    "gguf_architecture_transformers_cannot_read": (lambda k: k.study(model=metadata_only_gguf(k.tmp / "r.gguf", "rwkv6")),
+                                                   "rwkv6 is not supported"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MODEL_STAGE_CASES))
+def test_model_stage_refuses(case: str, lab_home: dict[str, Any], tmp_path: Path,
+                             capsys: pytest.CaptureFixture[str]) -> None:
+    build, expected = MODEL_STAGE_CASES[case]
+    kit = Kit(tmp_path, lab_home["model"], lab_home["corpus"])
+    home = tmp_path / "home"
+    sid = _new_then_criteria(capsys, home, build(kit))
+    line = _stage_refuses(capsys, home, sid, "model", expected)
+    assert "Traceback" not in line
+
+
+def test_weights_damaged_after_new_are_refused_by_the_model_stage(lab_home: dict[str, Any], tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    kit = Kit(tmp_path, lab_home["model"], lab_home["corpus"])
+    model = kit.model_copy()
+    home = tmp_path / "home"
+    sid = _new_then_criteria(capsys, home, kit.study(model=model))
+    truncate(model / "model.safetensors")
+    _stage_refuses(capsys, home, sid, "model", "is corrupt or truncated", "re-download")
+
+
+@pytest.mark.slow
+def test_too_small_corpus_is_refused_before_statistics(lab_home: dict[str, Any], tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """Counting tokens needs the model's tokenizer, so identify checks the budget before its first pass."""
+    kit = Kit(tmp_path, lab_home["model"], lab_home["corpus"])
+    corpus = kit.corpus_copy()
+    (corpus / "sw.txt").write_text("paka analala kitandani\n", encoding="utf-8")
+    home = tmp_path / "home"
+    sid = _new_then_criteria(capsys, home, kit.study(corpus=corpus), until="model")
+    _stage_refuses(capsys, home, sid, "identify", "corpus for 'sw'", "but 1000 are needed",
+                   "lower [corpus] tokens_per_language")
+
+
+@pytest.fixture(scope="module")
+def identified(lab_home: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A home whose study 1 has run criteria → model → identify (pilot not stopped: identify's gate is
+    lowered to 0 neurons)."""
+    root = tmp_path_factory.mktemp("identified")
+    kit = Kit(root, lab_home["model"], lab_home["corpus"])
+    home = root / "home"
+    study = kit.study(extra="\n[criteria]\nmin_neurons_per_target = 0\n", tokens=256)
+    assert main(["new", str(study), "--home", str(home)]) == 0
+    assert main(["run", "1", "--until", "identify", "--headless", "--home", str(home)]) == 0
+    return home
+
+
+TAMPER_CASES: dict[str, tuple[str, Callable[[Path], None], str]] = {
+    "identify_output_modified": ("neurons.json", lambda p: p.write_bytes(p.read_bytes().replace(b"lape", b"LAPE", 1)),
+                                 "was modified after it was recorded (sha256 mismatch)"),
+    "identify_output_deleted": ("control.json", lambda p: p.unlink(), "is missing; run its stage again"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(TAMPER_CASES))
+def test_tampered_artifact_is_refused_before_use(case: str, identified: Path, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    name, damage, expected = TAMPER_CASES[case]
+    home = tmp_path / "home"
+    shutil.copytree(identified, home)
+    damage(home / "artifacts" / "study-1" / "identify" / name)
+    line = _stage_refuses(capsys, home, "1", "reproduce", expected, name)
+    assert "restore it or re-run" in line or "run its stage again" in line
+
+
+def test_the_matrix_covers_every_listed_kind() -> None:
+    """Issue #9's thirteen kinds, each with at least one case above (the report counts them)."""
+    cases = set(NEW_CASES) | set(COMMAND_CASES) | set(MODEL_STAGE_CASES) | set(TAMPER_CASES) | {
+        "weights_damaged_after_new", "too_small_corpus", "new_on_newer_schema"}
+    kinds = {"model_path_missing": "missing model path", "hub_id_while_offline": "hub id while offline",
+             "architecture_without_adapter": "unsupported architecture",
+             "config_json_not_json": (lambda k: _broken_model(k, lambda p: (p.parent / "config.json").write_text("{oops")),
+                             "config.json is not a JSON object"),
+    "safetensors_truncated": "corrupt or truncated safetensors",
+             "gguf_architecture_transformers_cannot_read": "GGUF of an unsupported type",
+             "corpus_not_utf8": "non-UTF-8 corpus", "corpus_file_empty": "empty language file",
+             "too_small_corpus": "too-small language file", "task_unknown": "unknown task",
+             "language_without_corpus_text": "unknown language", "study_unknown_key": "unknown key (study)",
+             "protocol_unknown_key": "unknown key (protocol)", "run_until_unknown_stage": "--until unknown stage",
+             "newer_schema_run": "DB of a newer schema", "identify_output_modified": "tampered artifact"}
+    assert set(kinds) <= cases
+    assert len(cases) >= 50
