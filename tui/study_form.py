@@ -23,7 +23,7 @@ from lab.studyfile import LANG_CODE, load_study_file
 METHODS = ("lape", "act_prob_90p")
 KINDS = ("test_time", "finetune")
 VALUES = ("zero", "mean", "p10", "p90", "scale")
-FIELDS = ("name", "model", "languages", "targets", "corpus", "tokens", "method", "kind", "value", "tasks")
+FIELDS = ("name", "model", "languages", "targets", "corpus", "tokens", "method", "kind", "value", "tasks", "limit")
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 # Where a study-file error lands in the form: "[section] key" → field.
@@ -31,7 +31,7 @@ SECTION_FIELDS = {("study", "name"): "name", ("model", ""): "model", ("languages
                   ("languages", "targets"): "targets", ("languages", ""): "languages", ("corpus", "path"): "corpus",
                   ("corpus", "tokens_per_language"): "tokens", ("corpus", ""): "corpus",
                   ("identify", ""): "method", ("intervention", "kind"): "kind", ("intervention", ""): "value",
-                  ("evaluate", ""): "tasks"}
+                  ("evaluate", "limit"): "limit", ("evaluate", ""): "tasks"}
 
 
 @dataclass
@@ -46,6 +46,7 @@ class FormValues:
     kind: str = "test_time"
     value: str = "p90"
     tasks: str = ""
+    limit: str = ""  # [evaluate] limit: items per task and language; blank = every item
 
 
 def split_list(text: str) -> list[str]:
@@ -94,6 +95,12 @@ def check_values(v: FormValues, existing_names: set[str]) -> dict[str, str]:
         errors["value"] = f"choose one of {', '.join(VALUES)}"
     if not split_list(v.tasks):
         errors["tasks"] = "name at least one lm-eval task, e.g. demo_xnli"
+    if v.limit.strip():
+        try:
+            if int(v.limit) <= 0:
+                raise ValueError
+        except ValueError:
+            errors["limit"] = "a whole number of items above 0 per task and language, or blank for all"
     return errors
 
 
@@ -105,7 +112,7 @@ def study_document(v: FormValues) -> dict[str, Any]:
         "corpus": {"path": _absolute_if_exists(v.corpus.strip()), "tokens_per_language": int(v.tokens)},
         "identify": {"method": v.method},
         "intervention": {"kind": v.kind, "value": v.value},
-        "evaluate": {"tasks": split_list(v.tasks)},
+        "evaluate": {"tasks": split_list(v.tasks), **({"limit": int(v.limit)} if v.limit.strip() else {})},
     }
 
 

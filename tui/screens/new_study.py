@@ -16,10 +16,11 @@ from tui.bindings import FORM_BINDINGS
 from tui.study_form import FIELDS, KINDS, METHODS, VALUES, FormValues, study_file_path, validate_and_create
 
 LABELS = {"name": "Name", "model": "Model", "languages": "Languages", "targets": "Targets", "corpus": "Corpus",
-          "tokens": "Tokens/lang", "method": "Method", "kind": "Intervention", "value": "Value", "tasks": "Tasks"}
+          "tokens": "Tokens/lang", "method": "Method", "kind": "Intervention", "value": "Value", "tasks": "Tasks",
+          "limit": "Eval limit"}
 PLACEHOLDERS = {"name": "swahili-pilot", "model": "model folder, .gguf file or hub id",
                 "languages": "en, fr, de, sw", "targets": "sw", "corpus": "folder with <lang>.txt files",
-                "tasks": "demo_xnli, demo_xcopa"}
+                "tasks": "demo_xnli, demo_xcopa", "limit": "items per task and language (blank: all)"}
 CHOICES = {"method": METHODS, "kind": KINDS, "value": VALUES}
 
 
@@ -44,7 +45,7 @@ class NewStudyScreen(Screen[None]):
                         else:
                             yield Input(value=getattr(defaults, name), placeholder=PLACEHOLDERS.get(name, ""),
                                         compact=True, id=f"f-{name}",
-                                        type="integer" if name == "tokens" else "text")
+                                        type="integer" if name in ("tokens", "limit") else "text")
                     yield Static("", id=f"err-{name}", classes="form-error")
             yield Static("", id="err-form", classes="form-error")
             yield Static("", id="form-status")
