@@ -61,14 +61,17 @@ from typing import Any, Callable, Iterator, Optional, Sequence
 import torch
 from torch import nn
 
+from lab import faults
 from lab.adapters import ArchitectureAdapter
 from lab.artifacts import atomic_write, atomic_write_json, sha256_file
 from lab.corpus import BlockFeed
+from lab.resources import run_halving
 
 CAL_MARGIN = 0.25  # histogram range = calibration [min, max] widened by this share of its span on each side
 MIN_SPAN = 1e-4  # a neuron that is constant in calibration still gets a range this wide
 STAGING_MAX = 32767  # int16 staging histogram (CPU): flushed before a bin could pass this
 ProgressFn = Callable[[str, int, int], None]  # (language, tokens done, tokens total)
+STATS_BATCHES = "statistics"  # what lab.resources halves (and the batch_halvings metric's condition)
 
 
 # ---- bins ------------------------------------------------------------------------------------------
@@ -488,6 +491,7 @@ class StatsCheckpoint:
         from safetensors.torch import save_file
 
         self.folder.mkdir(parents=True, exist_ok=True)
+        faults.point("before_checkpoint")  # tests only: a kill here
         self.saves += 1
         name = f"stats-{info['language_index']:03d}-{info['next_block']:09d}-{self.saves}.safetensors"
         host = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
@@ -497,6 +501,7 @@ class StatsCheckpoint:
         for old in self.folder.glob("stats-*.safetensors"):
             if old.name != name:
                 old.unlink(missing_ok=True)
+        faults.point("after_checkpoint")
         if self.on_save is not None:
             self.on_save(full)
 
@@ -542,10 +547,23 @@ def collect_stats(model: nn.Module, adapter: ArchitectureAdapter, feeds: Sequenc
                   batch_size: int = 8, device: Optional[torch.device] = None,
                   checkpoint: Optional[StatsCheckpoint] = None, progress: Optional[ProgressFn] = None,
                   meta: Optional[dict[str, str]] = None) -> ActivationStats:
-    """One statistics pass per language over its feed; resumes from `checkpoint` when it holds one."""
+    """One statistics pass per language over its feed; resumes from `checkpoint` when it holds one.
+
+    Out of memory in a batch: the hooks may already have counted part of it, so the pass starts over
+    from the last checkpoint (or the beginning) with half the batch size (lab.resources). Counts and
+    histograms are exact integers, so the statistics do not depend on the batch size (sums only up
+    to float32 rounding)."""
     if not feeds:
         raise ValueError("no languages to collect")
     device = device or next(model.parameters()).device
+    return run_halving(lambda size: _collect(model, adapter, feeds, bins=bins, batch_size=size, device=device,
+                                             checkpoint=checkpoint, progress=progress, meta=meta),
+                       batch_size, STATS_BATCHES, device=device)
+
+
+def _collect(model: nn.Module, adapter: ArchitectureAdapter, feeds: Sequence[BlockFeed], *, bins: int,
+             batch_size: int, device: torch.device, checkpoint: Optional[StatsCheckpoint],
+             progress: Optional[ProgressFn], meta: Optional[dict[str, str]]) -> ActivationStats:
     modules = adapter.act_modules(model)
     n_layers, d_ff = len(modules), adapter.d_ff(model)
     languages = [f.lang for f in feeds]
@@ -583,12 +601,14 @@ def collect_stats(model: nn.Module, adapter: ArchitectureAdapter, feeds: Sequenc
             for s, e in plan_batches(feed, batch_size):
                 if e <= next_block:
                     continue
+                s = max(s, next_block)  # a checkpoint written at another batch size may fall inside a batch
                 in_score = s >= mid and mid > 0
                 if in_score and acc.threshold is None:
                     acc.flush()
                     acc.threshold, _ = hist_quantile(acc.hist, tokens, 0.9, layout)
                 hooks.score = in_score
                 batch = torch.stack(_take(it, e - s, feed.lang)).to(device)
+                faults.batch(device)  # tests only: an out-of-memory error here
                 forward_layers(model, batch)
                 acc.after_batch(batch.numel())
                 tokens += batch.numel()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -9,7 +10,11 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
+from lab import faults
 from lab.errors import BadInput
+from lab.resources import DiskFull
+
+TEMP_SUFFIX = ".tmp"  # atomic_write's temp files: .<name>.<random>.tmp beside the target
 
 
 def sha256_file(path: Path) -> str:
@@ -23,11 +28,12 @@ def sha256_file(path: Path) -> str:
 def atomic_write(path: Path, writer: Callable[[Path], None]) -> None:
     """Call writer(tmp_path), fsync it, then rename over `path`: readers never see a half file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         writer(tmp)
+        faults.artifact_written(path)  # tests only: a kill or a full disk here
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -36,9 +42,33 @@ def atomic_write(path: Path, writer: Callable[[Path], None]) -> None:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if _disk_full(exc):
+            raise DiskFull(f"no space left on the device writing {path.name} in {path.parent}: free disk space "
+                           f"there, then try again (a stage run again resumes from its checkpoints)") from exc
         raise
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """ENOSPC/EDQUOT, also when a library (safetensors) wraps the OS error in its own exception."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, Exception) and ("no space left on device" in text or "storagefull" in text)
+
+
+def remove_stale_temps(folder: Path) -> list[Path]:
+    """Delete temp files that a killed writer left under `folder` (atomic_write's .<name>.*.tmp).
+
+    Only safe while no other process writes there: the worker calls it before its stage starts."""
+    removed = []
+    if folder.is_dir():
+        for p in folder.rglob(f".*{TEMP_SUFFIX}"):
+            if p.is_file():
+                p.unlink(missing_ok=True)
+                removed.append(p)
+    return removed
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, Union
 import torch
 from torch import nn
 
+from lab import faults
 from lab.adapters import ArchitectureAdapter
 from lab.errors import BadInput
 from lab.models import LoadedModel
@@ -608,7 +609,9 @@ def _train(loaded: LoadedModel, cond: Condition, trained: Optional[dict[int, lis
         if done % settings.checkpoint_every == 0 and done < settings.steps:
             if not _masked_rows_are_zero(model, targets):
                 raise RuntimeError("an unselected neuron's adapter row moved during training; the mask failed")
+            faults.point("before_checkpoint")  # tests only: a kill here
             _save_checkpoint(checkpoint_dir, done, model, opt, sched, param_names, losses, fingerprint)
+            faults.point("after_checkpoint")
             if should_stop is not None and should_stop():
                 return TrainResult(adapter_dir=None, steps_done=done, finished=False, final_loss=losses[-1],
                                    losses=list(losses), **base)

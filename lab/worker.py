@@ -20,8 +20,11 @@ import time
 import traceback
 from typing import Callable, Optional
 
+from lab import faults, resources
+from lab.artifacts import remove_stale_temps
 from lab.errors import BadInput, StageInterrupted
 from lab.paths import Home
+from lab.resources import resumable_failure
 from lab.store import StageState, Store
 from lab.store.tables import utcnow
 from protocols import ProtocolError, load_protocol
@@ -79,13 +82,18 @@ def run_stage(home: str, study_ref: str, stage: str, fresh: bool = False, out=No
     impl = _implementation(spec.implementation)
     previous = store.stage_run(study_id, stage)
 
-    # Resume from checkpoints only after an interruption; any other start is from scratch.
-    if fresh or previous.state != StageState.interrupted:
+    # Resume from checkpoints only after an interruption or a resource failure (full disk, out of
+    # memory at batch 1: lab.resources); any other start is from scratch.
+    resumable = previous.state == StageState.interrupted or (
+        previous.state == StageState.failed and resumable_failure(previous.error))
+    if fresh or not resumable:
         store.clear_stage_outputs(study_id, stage)
         shutil.rmtree(store.home.checkpoint_dir(study_id, stage), ignore_errors=True)
         prior_seconds = 0.0
     else:
         prior_seconds = previous.compute_seconds
+    remove_stale_temps(store.home.stage_dir(study_id, stage))  # a killed writer's half files, never referenced
+    faults.set_stage(stage)
 
     log_path = store.home.event_log(study_id, stage)
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -108,7 +116,8 @@ def run_stage(home: str, study_ref: str, stage: str, fresh: bool = False, out=No
                            compute_seconds=seconds, gpu_seconds=seconds if on_gpu else 0.0)
 
     try:
-        impl(ctx)
+        with resources.recording(resources.stage_recorder(ctx)):
+            impl(ctx)
     except StageInterrupted as exc:
         finish(StageState.interrupted, str(exc))
         ctx.emit("interrupted", message=str(exc))
@@ -126,6 +135,7 @@ def run_stage(home: str, study_ref: str, stage: str, fresh: bool = False, out=No
         return 1
     finally:
         stop_beat.set()
+        faults.set_stage(None)
     finish(StageState.done)
     ctx.emit("done", seconds=time.monotonic() - t0)
     return 0

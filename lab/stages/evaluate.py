@@ -21,10 +21,12 @@ from typing import Any, Optional
 
 import torch
 
+from lab import faults
 from lab.errors import BadInput
 from lab.evaluate import TaskRun, align, make_lm, run_tasks
 from lab.interventions import intervene
 from lab.models import load_for_stage
+from lab.resources import run_halving
 from lab.stages import STAGES
 from lab.stages.context import StageContext
 from lab.stages.intervene import neuron_sets, read_activation_stats
@@ -34,6 +36,7 @@ from lab.tasks import TaskRef, evaluated_languages, resolve_tasks, task_config
 CONDITIONS = ("baseline", "intervention", "control")
 TREATED = ("intervention", "control")
 GENERATIVE = ("generate_until",)
+LM_EVAL_BATCHES = "lm_eval"  # what lab.resources halves (and the batch_halvings metric's condition)
 
 
 def plan_configs(cfg: dict[str, Any]) -> dict[str, list[tuple[TaskRef, dict[str, Any]]]]:
@@ -63,16 +66,43 @@ def _load_checkpoint(ctx: StageContext, lang: str, cond: str) -> Optional[list[T
 def _save_checkpoint(ctx: StageContext, lang: str, cond: str, runs: list[TaskRun]) -> None:
     from lab.artifacts import atomic_write_json
 
+    faults.point("before_checkpoint")  # tests only: a kill here
     atomic_write_json(ctx.checkpoint_dir / f"{lang}.{cond}.json", [r.to_json() for r in runs])
+    faults.point("after_checkpoint")
 
 
-def _evaluate_and_save(ctx: StageContext, lm: Any, lang: str, cond: str, task_cfgs: list[dict[str, Any]],
-                       limit: Optional[int], on_gpu: bool, hooks: Any = None) -> list[TaskRun]:
-    """Run one (language, condition) through lm-eval, time it, and checkpoint it so a rerun skips it."""
+class SizedLM:
+    """lm-eval's HFLM around one model at the batch size in use; rebuilt when out-of-memory halves it."""
+
+    def __init__(self, model: Any, tokenizer: Any, batch_size: int) -> None:
+        self.model, self.tokenizer, self.batch_size = model, tokenizer, int(batch_size)
+        self._lm: Any = None
+        self._size = 0
+
+    def at(self, size: int) -> Any:
+        if self._lm is None or self._size != size:
+            self._lm, self._size = None, size  # drop the old wrapper first
+            self._lm = make_lm(self.model, self.tokenizer, size)
+        return self._lm
+
+
+def _evaluate_and_save(ctx: StageContext, lms: SizedLM, lang: str, cond: str, task_cfgs: list[dict[str, Any]],
+                       limit: Optional[int], device: torch.device, make_hooks: Any = None) -> list[TaskRun]:
+    """Run one (language, condition) through lm-eval, time it, and checkpoint it so a rerun skips it.
+
+    Out of memory: the (language, condition) runs again from its start with half the batch size
+    (lab.resources); `make_hooks()` gives a fresh intervention context for every attempt."""
+    on_gpu = device.type == "cuda"
+
+    def attempt(size: int) -> dict[str, TaskRun]:
+        with faults.batches_of(lms.model, device):
+            return run_tasks(lms.at(size), task_cfgs, limit=limit, seed=ctx.seed,
+                             hooks=make_hooks() if make_hooks is not None else None)
+
     if on_gpu:
         torch.cuda.synchronize()
     t0 = time.perf_counter()
-    found = run_tasks(lm, task_cfgs, limit=limit, seed=ctx.seed, hooks=hooks)
+    found = run_halving(attempt, lms.batch_size, LM_EVAL_BATCHES, device=device)
     if on_gpu:
         torch.cuda.synchronize()
     elapsed = time.perf_counter() - t0
@@ -160,7 +190,7 @@ def run(ctx: StageContext) -> None:
     total = len(languages) * len(CONDITIONS)
     ctx.progress(0, total, "runs", "loading model")
     loaded = load_for_stage(ctx)
-    lm = make_lm(loaded.model, loaded.tokenizer, int(cfg["evaluate"].get("batch_size", 8)))
+    lms = SizedLM(loaded.model, loaded.tokenizer, int(cfg["evaluate"].get("batch_size", 8)))
     limit = cfg["evaluate"].get("limit")
     on_gpu = loaded.device.type == "cuda"
     seconds = {c: 0.0 for c in CONDITIONS}
@@ -174,10 +204,10 @@ def run(ctx: StageContext) -> None:
             ctx.progress(done, total, "runs", label, force=True)
             runs = _load_checkpoint(ctx, lang, cond)
             if runs is None:
-                hooks = None if cond == "baseline" else intervene(
-                    loaded.model, loaded.adapter, sets[cond][lang], kind, stats=stats, stat_languages=stat_langs,
-                    language=lang, scale=scale)
-                runs = _evaluate_and_save(ctx, lm, lang, cond, task_cfgs, limit, on_gpu, hooks)
+                make_hooks = None if cond == "baseline" else (
+                    lambda _c=cond, _l=lang: intervene(loaded.model, loaded.adapter, sets[_c][_l], kind, stats=stats,
+                                                       stat_languages=stat_langs, language=_l, scale=scale))
+                runs = _evaluate_and_save(ctx, lms, lang, cond, task_cfgs, limit, loaded.device, make_hooks)
             results[lang][cond] = runs
             seconds[cond] += sum(r.seconds for r in runs)
             done += 1
@@ -266,17 +296,18 @@ def run_finetune_evaluation(ctx: StageContext, plan: dict[str, Any]) -> None:
     done = 0
     for variant, pairs in schedule.items():
         todo = {pair: _load_checkpoint(ctx, *pair) for pair in pairs}
-        lm = model = None
+        lms = model = None
         if any(runs is None for runs in todo.values()):
             ctx.progress(done, total, "runs", f"loading {variant or 'baseline'}", force=True)
             model = load_condition(loaded, None if variant is None else variant_adapter_dir(ctx, variant))
-            lm = make_lm(model, loaded.tokenizer, batch)
+            lms = SizedLM(model, loaded.tokenizer, batch)
         for (lang, cond), runs in todo.items():
             task_cfgs = [c for _, c in configs[lang]]
             label = f"{lang} · {cond} ({variant or 'untouched'}) · {', '.join(c['task'] for c in task_cfgs)}"
             ctx.progress(done, total, "runs", label, force=True)
             if runs is None:
-                runs = _evaluate_and_save(ctx, lm, lang, cond, task_cfgs, limit, on_gpu)
+                assert lms is not None
+                runs = _evaluate_and_save(ctx, lms, lang, cond, task_cfgs, limit, loaded.device)
             results[lang][cond] = runs
             seconds[cond] += sum(r.seconds for r in runs)
             done += 1
@@ -284,7 +315,7 @@ def run_finetune_evaluation(ctx: StageContext, plan: dict[str, Any]) -> None:
             ctx.progress(done, total, "runs", f"{label}: accuracy {acc:.3f}", force=True)
             ctx.check_stop()
         if variant is not None:  # free the merged copy before the next one (memory: ~2x the model)
-            del lm, model
+            del lms, model
             gc.collect()
 
     results = {lang: {c: results[lang][c] for c in FT_CONDITIONS} for lang in languages}

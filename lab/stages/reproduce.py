@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from lab import faults
 from lab.activations import ActivationStats, StatsCheckpoint, feeds_fingerprint
 from lab.artifacts import atomic_write, atomic_write_json
 from lab.checks import (PPXC, Score, Stability, compute_ppxc, corpus_halves, half_bins, half_controls, half_stats,
@@ -21,8 +22,12 @@ from lab.corpus import heldout_blocks, heldout_folder
 from lab.errors import BadInput
 from lab.identify import params_for
 from lab.models import LoadedModel, load_for_stage
+from lab.resources import run_halving
 from lab.stages import STAGES
 from lab.stages.context import StageContext
+
+
+PPXC_BATCHES = "ppxc_scoring"  # what lab.resources halves in the perplexity passes
 
 
 def _digest(obj: Any) -> str:
@@ -59,7 +64,9 @@ def _half(ctx: StageContext, loaded: LoadedModel, h: int, method: str, feeds: li
                        batch_size=int(ident["batch_size"]), device=loaded.device, checkpoint=checkpoint,
                        progress=lambda lang, done, total: progress.inside(f"half{h}", lang, done, total))
     stats.meta["fingerprint"] = _digest(fp)
+    faults.point("before_checkpoint")  # tests only: a kill here
     atomic_write(done_path, stats.save)
+    faults.point("after_checkpoint")
     return stats, True
 
 
@@ -99,7 +106,9 @@ class PassCheckpoint:
         return obj.get("passes", {}) if obj.get("fingerprint") == self.fingerprint else {}
 
     def save(self, passes: dict[str, dict[str, list[float]]]) -> None:
+        faults.point("before_checkpoint")  # tests only: a kill here
         atomic_write_json(self.path, {"fingerprint": self.fingerprint, "passes": passes})
+        faults.point("after_checkpoint")
 
 
 def _ppxc_rows(r: PPXC) -> list[dict[str, Any]]:
@@ -180,8 +189,15 @@ def run(ctx: StageContext) -> None:
             cp.save(done)
             ctx.check_stop()
 
-    result = compute_ppxc(loaded.model, loaded.adapter, heldout, full, full_control,
-                          batch_size=int(ident["batch_size"]), done=done, on_pass=on_pass)
+    passes_before = progress.done
+
+    def scored(size: int) -> PPXC:  # out of memory: finished passes stay in `done`, the rest rerun smaller
+        progress.done = passes_before
+        with faults.batches_of(loaded.model, loaded.device):
+            return compute_ppxc(loaded.model, loaded.adapter, heldout, full, full_control,
+                                batch_size=size, done=done, on_pass=on_pass)
+
+    result = run_halving(scored, int(ident["batch_size"]), PPXC_BATCHES, device=loaded.device)
     ctx.write_json("ppxc.json", result.to_json())
     ctx.metrics(_ppxc_rows(result))
 
