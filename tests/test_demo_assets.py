@@ -288,3 +288,12 @@ def test_model_is_above_chance_but_below_ceiling_on_the_cloze(model, tokenizer, 
     scores = _continuation_logprobs(model, tokenizer, [(r["context"], " " + c) for r in items for c in r["choices"]])
     right = sum(int(max(range(4), key=lambda j: scores[4 * k + j]) == r["gold"]) for k, r in enumerate(items))
     assert 0.3 <= right / len(items) <= 0.9, f"{lang}: demo_cloze accuracy {right}/{len(items)}"
+
+
+@pytest.mark.parametrize("path", sorted((EXAMPLES / "studies").glob("*.toml")), ids=lambda p: p.stem)
+def test_every_shipped_study_file_validates_offline(path: Path) -> None:
+    from lab.studyfile import load_study_file
+
+    parsed, cfg, _ = load_study_file(path)
+    assert parsed.study.name == path.stem or path.stem == "demo"
+    assert Path(cfg["model"]["id"]).is_dir() and Path(cfg["corpus"]["path"]).is_dir()
