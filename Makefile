@@ -8,9 +8,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.neuron-pilot-installed
 PYTEST_ARGS ?=
 # test files run in parallel (pytest-xdist; one file stays on one process, so module fixtures run
-# once); PYTEST_WORKERS=0 runs them in this process, one after another
+# once; at most 8 processes); PYTEST_WORKERS=0 runs them in this process, one after another
 PYTEST_WORKERS ?= auto
-PYTEST_PARALLEL := $(if $(filter 0,$(PYTEST_WORKERS)),-p no:xdist,-n $(PYTEST_WORKERS) --dist loadfile)
+PYTEST_PARALLEL := $(if $(filter 0,$(PYTEST_WORKERS)),-p no:xdist,-n $(PYTEST_WORKERS) --maxprocesses 8 --dist loadfile)
 
 .PHONY: install demo demo-headless test test-fast bench clean
 
