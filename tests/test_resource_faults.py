@@ -232,6 +232,16 @@ def test_identify_oom_halves_the_batch_and_matches_a_run_at_the_smaller_size(
     neurons = [json.loads((out[sid] / "neurons.json").read_text())["languages"] for sid in (faulted, clean)]
     assert neurons[0] == neurons[1]
 
+    # the report tells the reader the throughput was measured at the smaller batch
+    from lab.report import summary, write_export
+
+    study = store.study(faulted)
+    assert summary(store, study)["cost"]["batch_halvings"] == [
+        {"stage": "identify", "loop": "statistics", "batch_size": 2, "halvings": 1}]
+    assert summary(store, store.study(clean))["cost"]["batch_halvings"] == []
+    md = write_export(store, study, "md", tmp_path / "r.md").read_text(encoding="utf-8")
+    assert "identify (statistics): batch size halved 1 time(s), to 2" in md
+
 
 @pytest.mark.slow
 def test_evaluate_oom_rebuilds_lm_eval_at_half_batch_and_matches_a_run_at_that_size(

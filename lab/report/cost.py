@@ -116,4 +116,12 @@ def cost(facts: StudyFacts, head: dict[str, Any], size: Optional[FullSize] = Non
         "points_per_hour": None if gain is None or hours <= 0 else gain / hours,
         "throughput": thr,
         "full_scale": _full_scale(facts, thr, size, unit),
+        "batch_halvings": batch_halvings(facts),
     }
+
+
+def batch_halvings(facts: StudyFacts) -> list[dict[str, Any]]:
+    """Where a stage ran out of memory and went on at a smaller batch (lab.resources): the measured
+    throughput, and so the full-scale estimate, were taken at that smaller size."""
+    return [{"stage": m.stage, "loop": m.condition, "batch_size": int(m.value), "halvings": int(m.n or 0)}
+            for m in facts.metrics if m.name == "batch_halvings"]

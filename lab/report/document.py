@@ -139,6 +139,11 @@ def cost_section(c: dict[str, Any], gain: Optional[float]) -> Section:
     else:
         blocks.append(Para("Full-scale estimate: not possible yet — " + "; ".join(fs["missing"]) + ". Assumptions it would use:"))
     blocks.append(Bullets(fs["assumptions"]))
+    if c.get("batch_halvings"):
+        blocks.append(Para("Out of memory: these loops went on at a smaller batch, so their throughput above "
+                           "was measured at that size:", strong=True))
+        blocks.append(Bullets([f"{h['stage']} ({h['loop']}): batch size halved {h['halvings']} time(s), to "
+                               f"{h['batch_size']}" for h in c["batch_halvings"]]))
     return Section("Cost and return", blocks)
 
 
