@@ -36,13 +36,15 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
-import torch
-
-from lab.activations import ActivationStats
 from lab.errors import BadInput
 from lab.registry import Registry
+
+if TYPE_CHECKING:  # torch is imported inside the methods: `neuron-pilot new` reads METHODS without it
+    import torch
+
+    from lab.activations import ActivationStats
 
 NeuronSets = dict[str, list[list[int]]]  # language -> [[layer, index], ...]
 ENTROPY_DECIMALS = 12
@@ -80,6 +82,8 @@ def count_for(rate: float, total: int) -> int:
 
 def kth_smallest(values: torch.Tensor, rate: float) -> float:
     """The `rate` quantile as the k-th smallest value, k = count_for(rate, N)."""
+    import torch
+
     flat = values.reshape(-1)
     return float(torch.kthvalue(flat, count_for(rate, flat.numel())).values)
 
@@ -120,6 +124,8 @@ def params_for(name: str, identify_cfg: Mapping[str, Any]) -> dict[str, Any]:
 
 def lape_entropy(p: torch.Tensor) -> torch.Tensor:
     """Entropy over languages of p normalised per neuron; p is [L, F, n] float64."""
+    import torch
+
     total = p.sum(-1, keepdim=True)
     q = torch.where(total > 0, p / torch.where(total > 0, total, torch.ones_like(total)), torch.zeros_like(p))
     logs = torch.where(q > 0, torch.log(torch.where(q > 0, q, torch.ones_like(q))), torch.zeros_like(q))
@@ -129,6 +135,8 @@ def lape_entropy(p: torch.Tensor) -> torch.Tensor:
 @method("lape", "language activation probability entropy (Tang et al. 2024)",
         ("top_rate", "filter_rate", "activation_bar_ratio"))
 def lape(stats: ActivationStats, params: dict[str, Any], seed: int) -> tuple[NeuronSets, dict[str, Any]]:
+    import torch
+
     p = stats.act_prob.permute(1, 2, 0).contiguous()  # [L, F, n]
     n_layers, d_ff, _ = p.shape
     filter_value = kth_smallest(p, float(params.get("filter_rate", 0.95)))
@@ -153,6 +161,8 @@ def lape(stats: ActivationStats, params: dict[str, Any], seed: int) -> tuple[Neu
 @method("act_prob_90p", "share of tokens above the neuron's own P90, on a disjoint sample (Mondal et al. 2025)",
         ("top_m",))
 def act_prob_90p(stats: ActivationStats, params: dict[str, Any], seed: int) -> tuple[NeuronSets, dict[str, Any]]:
+    import torch
+
     short = [lang for lang, n in zip(stats.languages, stats.score_tokens.tolist()) if n == 0]
     if short:
         raise BadInput(f"act_prob_90p needs two samples per language (threshold and score) but {', '.join(short)} "
@@ -172,6 +182,8 @@ def act_prob_90p(stats: ActivationStats, params: dict[str, Any], seed: int) -> t
 def random_like(reference: Mapping[str, Sequence[Sequence[int]]], n_layers: int, d_ff: int, seed: int,
                 salt: str = "random") -> NeuronSets:
     """For each language, random neurons with the reference set's per-layer counts (seeded)."""
+    import torch
+
     out: NeuronSets = {}
     for lang, pairs in reference.items():
         gen = torch.Generator().manual_seed(derive_seed(seed, salt, lang))

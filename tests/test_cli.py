@@ -284,3 +284,25 @@ def test_sigkill_of_the_worker_alone_is_recorded_by_its_runner(paused_study: Any
     assert (run.state, run.pid, run.attempts) == (StageState.interrupted, None, 1)
     assert store.integrity_check() == "ok" and store.lease(sid) is None
     _resume(store, sid)
+
+
+NEW_WITHOUT_TORCH = """
+import json, sys
+from lab.cli import main
+try:
+    main(["new", sys.argv[1], "--home", sys.argv[2]])
+except SystemExit as exc:
+    assert not exc.code, exc.code
+print(json.dumps({m: m in sys.modules for m in ("torch", "transformers", "lm_eval")}))
+"""
+
+
+def test_new_validates_and_stores_without_importing_torch(tmp_path: Path) -> None:
+    """`new` (also what the TUI's new-study form runs) checks methods, tasks, weights and corpora
+    without loading torch, transformers or lm-eval, so a study file's errors come back in about a second."""
+    study = PROJECT_ROOT / "examples" / "studies" / "demo.toml"
+    res = subprocess.run([sys.executable, "-c", NEW_WITHOUT_TORCH, str(study), str(tmp_path / "home")], cwd=PROJECT_ROOT,
+                         capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert json.loads(res.stdout.strip().splitlines()[-1]) == {"torch": False, "transformers": False, "lm_eval": False}
+    assert [s.name for s in Store(tmp_path / "home").studies()] == ["demo-pilot"]
