@@ -491,17 +491,16 @@ class StatsCheckpoint:
         from safetensors.torch import save_file
 
         self.folder.mkdir(parents=True, exist_ok=True)
-        faults.point("before_checkpoint")  # tests only: a kill here
-        self.saves += 1
-        name = f"stats-{info['language_index']:03d}-{info['next_block']:09d}-{self.saves}.safetensors"
-        host = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-        atomic_write(self.folder / name, lambda tmp: save_file(host, str(tmp)))
-        full = {**info, "fingerprint": self.fingerprint, "file": name, "sha256": sha256_file(self.folder / name)}
-        atomic_write_json(self.info_path, full)
-        for old in self.folder.glob("stats-*.safetensors"):
-            if old.name != name:
-                old.unlink(missing_ok=True)
-        faults.point("after_checkpoint")
+        with faults.checkpoint_save():  # tests only: kills around the save
+            self.saves += 1
+            name = f"stats-{info['language_index']:03d}-{info['next_block']:09d}-{self.saves}.safetensors"
+            host = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+            atomic_write(self.folder / name, lambda tmp: save_file(host, str(tmp)))
+            full = {**info, "fingerprint": self.fingerprint, "file": name, "sha256": sha256_file(self.folder / name)}
+            atomic_write_json(self.info_path, full)
+            for old in self.folder.glob("stats-*.safetensors"):
+                if old.name != name:
+                    old.unlink(missing_ok=True)
         if self.on_save is not None:
             self.on_save(full)
 

@@ -99,10 +99,19 @@ def _die() -> None:
 
 
 def point(name: str) -> None:
-    """A kill point (one of KILL_POINTS other than artifact_write, which `artifact_written` handles)."""
+    """A kill point (one of KILL_POINTS other than artifact_write, which `artifact_written` handles;
+    checkpoint saves use `checkpoint_save`)."""
     fault = armed()
     if fault is not None and fault.kind == "kill" and _reached(fault, name):
         _die()
+
+
+@contextmanager
+def checkpoint_save() -> Iterator[None]:
+    """Wrap a checkpoint save: the before_checkpoint and after_checkpoint kill points."""
+    point("before_checkpoint")
+    yield
+    point("after_checkpoint")
 
 
 def artifact_written(path: Path) -> None:

@@ -609,9 +609,8 @@ def _train(loaded: LoadedModel, cond: Condition, trained: Optional[dict[int, lis
         if done % settings.checkpoint_every == 0 and done < settings.steps:
             if not _masked_rows_are_zero(model, targets):
                 raise RuntimeError("an unselected neuron's adapter row moved during training; the mask failed")
-            faults.point("before_checkpoint")  # tests only: a kill here
-            _save_checkpoint(checkpoint_dir, done, model, opt, sched, param_names, losses, fingerprint)
-            faults.point("after_checkpoint")
+            with faults.checkpoint_save():  # tests only: kills around the save
+                _save_checkpoint(checkpoint_dir, done, model, opt, sched, param_names, losses, fingerprint)
             if should_stop is not None and should_stop():
                 return TrainResult(adapter_dir=None, steps_done=done, finished=False, final_loss=losses[-1],
                                    losses=list(losses), **base)

@@ -24,7 +24,6 @@ from lab import faults, resources
 from lab.artifacts import remove_stale_temps
 from lab.errors import BadInput, StageInterrupted
 from lab.paths import Home
-from lab.resources import resumable_failure
 from lab.store import StageState, Store
 from lab.store.tables import utcnow
 from protocols import ProtocolError, load_protocol
@@ -85,7 +84,7 @@ def run_stage(home: str, study_ref: str, stage: str, fresh: bool = False, out=No
     # Resume from checkpoints only after an interruption or a resource failure (full disk, out of
     # memory at batch 1: lab.resources); any other start is from scratch.
     resumable = previous.state == StageState.interrupted or (
-        previous.state == StageState.failed and resumable_failure(previous.error))
+        previous.state == StageState.failed and resources.resumable_failure(previous.error))
     if fresh or not resumable:
         store.clear_stage_outputs(study_id, stage)
         shutil.rmtree(store.home.checkpoint_dir(study_id, stage), ignore_errors=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -86,3 +87,56 @@ tokens_per_language = 1000
 tasks = ["demo_xnli"]
 """, encoding="utf-8")
     return path
+
+
+def en_sw_study(name: str, model: Path, corpus: Path, seed: int, sections: str) -> str:
+    """A small en + sw study text (target sw, float32 on CPU, 1024 tokens per language in blocks of
+    64, 128 held out) followed by `sections` ([identify], [intervention], [evaluate] ...)."""
+    return f"""
+[study]
+name = "{name}"
+seed = {seed}
+[model]
+id = "{model}"
+device = "cpu"
+dtype = "float32"
+[languages]
+all = ["en", "sw"]
+targets = ["sw"]
+high_resource = ["en"]
+[corpus]
+path = "{corpus}"
+tokens_per_language = 1024
+block_size = 64
+heldout_tokens = 128
+{sections.strip()}
+"""
+
+
+def wait_running(store: Any, sid: int, stage: str, proc: Any, timeout: float, poll: float) -> int:
+    """Wait until `stage` is marked running by a live worker; its pid. Fails if `proc` (the runner or
+    UI that should start it) exits first."""
+    import time
+
+    from lab.store import StageState
+    from lab.store.db import pid_alive
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = store.stage_run(sid, stage)
+        if run.state == StageState.running and run.pid and pid_alive(run.pid):
+            return int(run.pid)
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(poll)
+    raise AssertionError(f"stage {stage} never started running")
+
+
+def wait_dead(pid: int, timeout: float, poll: float) -> None:
+    import time
+
+    from lab.store.db import pid_alive
+
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(poll)
+    assert not pid_alive(pid)

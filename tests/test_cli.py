@@ -3,7 +3,7 @@ their JSON shapes and exit codes, and recovery after a worker is killed with SIG
 
 from __future__ import annotations
 
-from conftest import write_study_toml
+from conftest import wait_dead, wait_running, write_study_toml
 
 import datetime as dt
 import json
@@ -190,22 +190,11 @@ def test_bad_input_exits_2_with_one_line(made: dict[str, Any], tmp_path: Path) -
 # ---- kill -9 mid-stage --------------------------------------------------------------------------
 
 def _wait_running(store: Store, sid: int, stage: str, proc: subprocess.Popen[str]) -> int:
-    """Wait until the stage is marked running by a live worker; return the worker's pid."""
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        run = store.stage_run(sid, stage)
-        if run.state == StageState.running and run.pid and pid_alive(run.pid):
-            return int(run.pid)
-        assert proc.poll() is None, proc.communicate()
-        time.sleep(0.2)
-    raise AssertionError(f"stage {stage} never started running")
+    return wait_running(store, sid, stage, proc, timeout=180, poll=0.2)
 
 
 def _wait_dead(pid: int) -> None:
-    deadline = time.monotonic() + 30
-    while pid_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not pid_alive(pid)
+    wait_dead(pid, timeout=30, poll=0.05)
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ uses one torch thread, so runs are bit-for-bit comparable.
 
 from __future__ import annotations
 
-from conftest import write_study_toml
+from conftest import en_sw_study, wait_dead, wait_running, write_study_toml
 
 import math
 import multiprocessing as mp
@@ -50,23 +50,7 @@ PRELOAD = ["lab.worker", "lab.stages.identify", "lab.stages.reproduce", "lab.sta
            "lab.stages.evaluate", "lab.finetune", "lm_eval.evaluator", "lm_eval.models.huggingface",
            "lm_eval.tasks", "peft"]
 
-STUDY = """
-[study]
-name = "{name}"
-seed = 13
-[model]
-id = "{model}"
-device = "cpu"
-dtype = "float32"
-[languages]
-all = ["en", "sw"]
-targets = ["sw"]
-high_resource = ["en"]
-[corpus]
-path = "{corpus}"
-tokens_per_language = 1024
-block_size = 64
-heldout_tokens = 128
+STUDY_SECTIONS = """
 [identify]
 method = "lape"
 top_rate = 0.05
@@ -170,8 +154,8 @@ def reference(forkserver: Any, tiny_llama_dir: Path, tiny_corpus_dir: Path,
     ids = {}
     for key, block in (("tt", TEST_TIME), ("ft", FINETUNE)):
         path = root / f"{key}.toml"
-        path.write_text(STUDY.format(name=f"kill-{key}", model=tiny_llama_dir, corpus=tiny_corpus_dir,
-                                     intervention=block), encoding="utf-8")
+        path.write_text(en_sw_study(f"kill-{key}", tiny_llama_dir, tiny_corpus_dir, 13,
+                                    STUDY_SECTIONS.format(intervention=block)), encoding="utf-8")
         ids[key] = int(create_study(store, path).id)  # type: ignore[arg-type]
     snaps = {"before_identify": snapshot(home, root / "before_identify")}
     for key in ("tt", "ft"):
@@ -308,21 +292,11 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 def _wait_running(store: Store, sid: int, stage: str, proc: subprocess.Popen[Any]) -> int:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        run = store.stage_run(sid, stage)
-        if run.state == StageState.running and run.pid and pid_alive(run.pid):
-            return int(run.pid)
-        assert proc.poll() is None, proc.communicate()
-        time.sleep(0.1)
-    raise AssertionError(f"stage {stage} never started running")
+    return wait_running(store, sid, stage, proc, timeout=120, poll=0.1)
 
 
-def _wait_dead(pid: int, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while pid_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not pid_alive(pid)
+def _wait_dead(pid: int) -> None:
+    wait_dead(pid, timeout=120, poll=0.1)
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from typing import Any, Optional
 
 import pytest
 import torch
+from conftest import en_sw_study
 
 from lab import faults
 from lab.activations import ActivationStats
@@ -27,23 +28,7 @@ from lab.resources import (HALVINGS_METRIC, DiskFull, OutOfMemory, is_oom, recor
                            run_halving)
 from lab.store import StageState, Store
 
-STUDY = """
-[study]
-name = "{name}"
-seed = 21
-[model]
-id = "{model}"
-device = "cpu"
-dtype = "float32"
-[languages]
-all = ["en", "sw"]
-targets = ["sw"]
-high_resource = ["en"]
-[corpus]
-path = "{corpus}"
-tokens_per_language = 1024
-block_size = 64
-heldout_tokens = 128
+STUDY_SECTIONS = """
 [identify]
 method = "act_prob_90p"
 batch_size = {batch}
@@ -65,8 +50,9 @@ def make_study(store: Store, tmp: Path, model: Path, corpus: Path, name: str, *,
     from lab.study import create_study
 
     path = tmp / f"{name}.toml"
-    path.write_text(STUDY.format(name=name, model=model, corpus=corpus, batch=batch, every=every,
-                                 eval_batch=eval_batch), encoding="utf-8")
+    path.write_text(en_sw_study(name, model, corpus, 21,
+                                STUDY_SECTIONS.format(batch=batch, every=every, eval_batch=eval_batch)),
+                    encoding="utf-8")
     return int(create_study(store, path).id)  # type: ignore[arg-type]
 
 

@@ -66,9 +66,8 @@ def _load_checkpoint(ctx: StageContext, lang: str, cond: str) -> Optional[list[T
 def _save_checkpoint(ctx: StageContext, lang: str, cond: str, runs: list[TaskRun]) -> None:
     from lab.artifacts import atomic_write_json
 
-    faults.point("before_checkpoint")  # tests only: a kill here
-    atomic_write_json(ctx.checkpoint_dir / f"{lang}.{cond}.json", [r.to_json() for r in runs])
-    faults.point("after_checkpoint")
+    with faults.checkpoint_save():  # tests only: kills around the save
+        atomic_write_json(ctx.checkpoint_dir / f"{lang}.{cond}.json", [r.to_json() for r in runs])
 
 
 class SizedLM:

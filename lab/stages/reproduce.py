@@ -64,9 +64,8 @@ def _half(ctx: StageContext, loaded: LoadedModel, h: int, method: str, feeds: li
                        batch_size=int(ident["batch_size"]), device=loaded.device, checkpoint=checkpoint,
                        progress=lambda lang, done, total: progress.inside(f"half{h}", lang, done, total))
     stats.meta["fingerprint"] = _digest(fp)
-    faults.point("before_checkpoint")  # tests only: a kill here
-    atomic_write(done_path, stats.save)
-    faults.point("after_checkpoint")
+    with faults.checkpoint_save():  # tests only: kills around the save
+        atomic_write(done_path, stats.save)
     return stats, True
 
 
@@ -106,9 +105,8 @@ class PassCheckpoint:
         return obj.get("passes", {}) if obj.get("fingerprint") == self.fingerprint else {}
 
     def save(self, passes: dict[str, dict[str, list[float]]]) -> None:
-        faults.point("before_checkpoint")  # tests only: a kill here
-        atomic_write_json(self.path, {"fingerprint": self.fingerprint, "passes": passes})
-        faults.point("after_checkpoint")
+        with faults.checkpoint_save():  # tests only: kills around the save
+            atomic_write_json(self.path, {"fingerprint": self.fingerprint, "passes": passes})
 
 
 def _ppxc_rows(r: PPXC) -> list[dict[str, Any]]:
