@@ -7,7 +7,7 @@ the model's own compute. One run measures, over the *same* batches of random tok
   this) with no hooks;
 - ``stats``: the same with the identify stage's hooks (count > 0, sum, histogram and the
   above-threshold count: the most work any batch of the real pass does);
-- ``intervention``: the same with ``lab.interventions.intervene(..., "p90")`` on 1 % of each layer's
+- ``intervention``: the same with ``lab.neurons.interventions.intervene(..., "p90")`` on 1 % of each layer's
   neurons (random, seeded), with P90 values measured on the bench's own first batch.
 
 After one warm-up of each, every batch is timed under the three conditions back to back (the order
@@ -44,9 +44,9 @@ from typing import Any, Callable, Optional, Sequence
 import torch
 from torch import nn
 
-from lab.activations import Accumulators, BinLayout, StatsHooks, collect_stats, forward_layers
-from lab.corpus import BlockFeed
-from lab.interventions import intervene
+from lab.neurons.activations import Accumulators, BinLayout, StatsHooks, collect_stats, forward_layers
+from lab.inputs.corpus import BlockFeed
+from lab.neurons.interventions import intervene
 
 PRESETS: dict[str, dict[str, int]] = {
     # ~60M parameters: 6 layers of 768 x 2048 with a 16k vocabulary
@@ -69,7 +69,7 @@ def random_llama(preset: str, device: torch.device, dtype: torch.dtype, seed: in
     from transformers import LlamaConfig, LlamaForCausalLM
 
     if preset not in PRESETS:
-        from lab.errors import BadInput
+        from lab.core.errors import BadInput
 
         raise BadInput(f"unknown bench model random:{preset} (known: {', '.join('random:' + p for p in PRESETS)})")
     torch.manual_seed(seed)
@@ -81,8 +81,8 @@ def random_llama(preset: str, device: torch.device, dtype: torch.dtype, seed: in
 
 def load_bench_model(spec: Optional[str], device_name: str) -> tuple[nn.Module, Any, str, torch.device]:
     """(model, adapter, description, device) for --model."""
-    from lab.adapters import adapter_for
-    from lab.models import load_model, pick_device, pick_dtype
+    from lab.model.adapters import adapter_for
+    from lab.model.loading import load_model, pick_device, pick_dtype
 
     device = pick_device(device_name)
     spec = spec or "random:default"
@@ -90,7 +90,7 @@ def load_bench_model(spec: Optional[str], device_name: str) -> tuple[nn.Module, 
         dtype = pick_dtype("auto", device)
         model = random_llama(spec.split(":", 1)[1], device, dtype)
         return model, adapter_for(model), spec, device
-    from lab.studyfile import HUB_ID
+    from lab.study.studyfile import HUB_ID
 
     source = "local" if Path(spec).exists() else ("hub" if HUB_ID.match(spec) else "local")
     if source == "local" and Path(spec).suffix == ".gguf":
@@ -236,9 +236,9 @@ def run_bench(args: argparse.Namespace) -> int:
 
 def _probe(model_dir: str, tokens: int, corpus: str) -> dict[str, Any]:
     """In this (fresh) process: one real statistics pass over `tokens` tokens, then peak RSS."""
-    from lab.activations import collect_stats
-    from lab.corpus import corpus_feed
-    from lab.models import load_model
+    from lab.neurons.activations import collect_stats
+    from lab.inputs.corpus import corpus_feed
+    from lab.model.loading import load_model
 
     loaded = load_model({"id": model_dir, "device": "cpu", "dtype": "float32"})
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

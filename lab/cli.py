@@ -8,9 +8,9 @@ import sys
 import time
 from typing import Any, Optional, Sequence
 
-from lab.errors import BadInput
-from lab.events import Event
-from lab.paths import DEMO_STUDY
+from lab.core.errors import BadInput
+from lab.core.events import Event
+from lab.core.paths import DEMO_STUDY
 
 
 def _add_home(p: argparse.ArgumentParser) -> None:
@@ -96,8 +96,8 @@ def _store(args: argparse.Namespace, create: bool = True) -> Any:
 
 
 def cmd_new(args: argparse.Namespace) -> int:
-    from lab.paths import Home
-    from lab.study import create_study, validate
+    from lab.core.paths import Home
+    from lab.study.create import create_study, validate
 
     home = Home(args.home)
     validate(args.study_file, home.root)  # every check before the DB is even opened
@@ -107,7 +107,7 @@ def cmd_new(args: argparse.Namespace) -> int:
 
 
 def _run(store: Any, study_ref: Any, until: Optional[str], headless: bool) -> int:
-    from lab.runner import Runner
+    from lab.run.runner import Runner
 
     if not headless and sys.stdout.isatty():
         return _tui(store.home.root, str(study_ref), run=True)
@@ -124,7 +124,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from lab.report import write_export
-    from lab.study import create_study
+    from lab.study.create import create_study
 
     store = _store(args)
     existing = [s for s in store.studies() if s.source_path == str(DEMO_STUDY)]
@@ -246,7 +246,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 "export": cmd_export, "demo": cmd_demo, "bench": cmd_bench, "decide": cmd_decide}
     try:
         if args.command in (None, "tui"):
-            from lab.paths import Home
+            from lab.core.paths import Home
 
             return _tui(Home(args.home).ensure().root, getattr(args, "study", None))
         return handlers[args.command](args)

@@ -1,5 +1,5 @@
 """NeuronPilotApp: the Textual lab assistant. It reads the store, starts runs of a study's stages
-(each stage in its own worker process, via lab.runner) and records decisions. It never imports
+(each stage in its own worker process, via lab.run.runner) and records decisions. It never imports
 torch: everything heavy happens in worker processes.
 """
 
@@ -14,9 +14,9 @@ from textual import work
 from textual.app import App
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from lab.errors import BadInput
+from lab.core.errors import BadInput
 from lab.report import write_export
-from lab.runner import RunOutcome, Runner
+from lab.run.runner import RunOutcome, Runner
 from lab.store import Store
 from lab.store.tables import utcnow
 from tui.bindings import APP_BINDINGS

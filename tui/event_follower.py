@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from lab.events import Event
+from lab.core.events import Event
 
 
 class EventLogFollower:

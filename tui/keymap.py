@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Mapping
 
-from lab.errors import BadInput
+from lab.core.errors import BadInput
 from tui.bindings import all_binding_ids
 
 ENV_VAR = "NEURON_PILOT_KEYMAP"

@@ -11,7 +11,7 @@ from typing import Any, Optional
 
 from textual.message import Message
 
-from lab.events import Event
+from lab.core.events import Event
 
 
 class StageProgress(Message):

@@ -1,6 +1,6 @@
 """Running a study's stages from the UI without ever blocking it or tying stages to it.
 
-lab.runner.Runner does the work (worker subprocesses, gates, lease). Its event callback turns each
+lab.run.runner.Runner does the work (worker subprocesses, gates, lease). Its event callback turns each
 worker event into a typed message posted to the app. The runner itself runs on a daemon thread that
 the Textual thread worker waits on: when the app quits, the Textual worker is cancelled, returns at
 once, and the runner is detached — its next event raises Detached, which ends it and closes the
@@ -14,8 +14,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from lab.events import Event
-from lab.runner import RunOutcome, Runner
+from lab.core.events import Event
+from lab.run.runner import RunOutcome, Runner
 from tui.messages import message_for
 
 

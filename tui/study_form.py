@@ -1,7 +1,7 @@
 """The New-study form's logic: values → study TOML under <home>/studies, checks, creation.
 
-Quick checks run in the UI process (lab.studyfile needs no torch); the full validation and the
-creation run in a `neuron-pilot new` subprocess, because lab.study's registry checks import the
+Quick checks run in the UI process (lab.study.studyfile needs no torch); the full validation and the
+creation run in a `neuron-pilot new` subprocess, because lab.study.create's registry checks import the
 engine (torch), which the UI process must never load.
 """
 
@@ -17,8 +17,8 @@ from typing import Any, Optional
 
 import tomli_w
 
-from lab.errors import BadInput
-from lab.studyfile import LANG_CODE, load_study_file
+from lab.core.errors import BadInput
+from lab.study.studyfile import LANG_CODE, load_study_file
 
 METHODS = ("lape", "act_prob_90p")
 KINDS = ("test_time", "finetune")
@@ -142,7 +142,7 @@ def field_for_error(message: str) -> Optional[str]:
 
 
 def quick_validate(path: Path) -> None:
-    """The file-system checks of lab.studyfile (paths, corpus languages); raises BadInput."""
+    """The file-system checks of lab.study.studyfile (paths, corpus languages); raises BadInput."""
     load_study_file(path)
 
 

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from lab.gates import overall_verdict
+from lab.gates.final import overall_verdict
 from lab.stages import built_stage_names
 from lab.store import Decision, StageRun, StageState, Store, Study
 from protocols import Protocol, ProtocolError, StageSpec, load_protocol

@@ -9,7 +9,7 @@ from typing import Any, Callable, Optional
 
 import pandas as pd
 
-from lab.artifacts import atomic_write_bytes
+from lab.core.artifacts import atomic_write_bytes
 from lab.report.cost import FullSize, cost
 from lab.report.document import Bullets, Document, Para, Section, Table
 from lab.report.evidence import format_cell

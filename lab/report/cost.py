@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from lab.errors import BadInput
+from lab.core.errors import BadInput
 from lab.report.facts import StudyFacts
 
 SCALED_STAGES = ("identify", "evaluate")
@@ -121,7 +121,7 @@ def cost(facts: StudyFacts, head: dict[str, Any], size: Optional[FullSize] = Non
 
 
 def batch_halvings(facts: StudyFacts) -> list[dict[str, Any]]:
-    """Where a stage ran out of memory and went on at a smaller batch (lab.resources): the measured
+    """Where a stage ran out of memory and went on at a smaller batch (lab.core.resources): the measured
     throughput, and so the full-scale estimate, were taken at that smaller size."""
     return [{"stage": m.stage, "loop": m.condition, "batch_size": int(m.value), "halvings": int(m.n or 0)}
             for m in facts.metrics if m.name == "batch_halvings"]

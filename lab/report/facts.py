@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from lab.artifacts import sha256_file
-from lab.errors import BadInput
+from lab.core.artifacts import sha256_file
+from lab.core.errors import BadInput
 from lab.store import Artifact, Metric, StageRun, Store, Study
 
 

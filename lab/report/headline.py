@@ -16,7 +16,7 @@ from __future__ import annotations
 import statistics
 from typing import Any, Optional
 
-from lab.gates import overall_verdict
+from lab.gates.final import overall_verdict
 from lab.report.facts import StudyFacts, load_facts, metric_value
 from lab.store import Store, Study
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from lab.artifacts import atomic_write_bytes
+from lab.core.artifacts import atomic_write_bytes
 from lab.report.document import Bullets, Chart, Document, Para, Table
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from lab.artifacts import sha256_file
+from lab.core.artifacts import sha256_file
 from lab.report.facts import StudyFacts
 
 MODEL_FIELDS = ("model_id", "source", "revision", "architecture", "model_type", "adapter", "hook", "parameters",

@@ -11,10 +11,10 @@ import json
 from pathlib import Path
 from typing import Any, Optional
 
-from lab.artifacts import atomic_write_bytes
-from lab.errors import BadInput
-from lab.gates import overall_verdict
-from lab.provenance import provenance
+from lab.core.artifacts import atomic_write_bytes
+from lab.core.errors import BadInput
+from lab.gates.final import overall_verdict
+from lab.core.provenance import provenance
 from lab.report.cost import FullSize, cost
 from lab.report.facts import StudyFacts, load_facts
 from lab.report.generation import generation_summary

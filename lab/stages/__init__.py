@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import Callable
 
-from lab.registry import Registry
+from lab.core.registry import Registry
 
 STAGES: Registry[Callable[..., None]] = Registry("stage", hint="it is not built in this version of neuron-pilot")
 

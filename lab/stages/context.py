@@ -9,12 +9,12 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional, TextIO
 
-from lab.artifacts import atomic_write, sha256_file, verify
-from lab.errors import StageInterrupted
-from lab.events import Event
-from lab.paths import Home
+from lab.core.artifacts import atomic_write, sha256_file, verify
+from lab.core.errors import StageInterrupted
+from lab.core.events import Event
+from lab.core.paths import Home
 from lab.store import Store, Study
-from lab.studyfile import StudyFile, typed
+from lab.study.studyfile import StudyFile, typed
 from protocols import Protocol, StageSpec
 
 

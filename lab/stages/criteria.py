@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lab.gates import criteria_for
+from lab.gates.base import criteria_for
 from lab.stages import STAGES
 from lab.stages.context import StageContext
 
@@ -12,7 +12,7 @@ def run(ctx: StageContext) -> None:
     crit = criteria_for(ctx.study, ctx.protocol)
     unknown = sorted(set(ctx.cfg.get("criteria") or {}) - set(ctx.protocol.gate_params()))
     if unknown:
-        from lab.errors import BadInput
+        from lab.core.errors import BadInput
 
         raise BadInput(f"[criteria] {', '.join(unknown)} is not a threshold of protocol {ctx.protocol.name} "
                        f"(known: {', '.join(sorted(ctx.protocol.gate_params()))}); fix the key")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lab.gates import overall_verdict
+from lab.gates.final import overall_verdict
 from lab.report import summary
 from lab.stages import STAGES
 from lab.stages.context import StageContext

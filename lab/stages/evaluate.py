@@ -21,22 +21,22 @@ from typing import Any, Optional
 
 import torch
 
-from lab import faults
-from lab.errors import BadInput
-from lab.evaluate import TaskRun, align, make_lm, run_tasks
-from lab.interventions import intervene
-from lab.models import load_for_stage
-from lab.resources import run_halving
+from lab.core import faults
+from lab.core.errors import BadInput
+from lab.eval.harness import TaskRun, align, make_lm, run_tasks
+from lab.neurons.interventions import intervene
+from lab.model.loading import load_for_stage
+from lab.core.resources import run_halving
 from lab.stages import STAGES
 from lab.stages.context import StageContext
 from lab.stages.intervene import neuron_sets, read_activation_stats
-from lab.stats import bootstrap_mean_ci, mcnemar_p, paired_bootstrap_diff_ci
-from lab.tasks import TaskRef, evaluated_languages, resolve_tasks, task_config
+from lab.eval.stats import bootstrap_mean_ci, mcnemar_p, paired_bootstrap_diff_ci
+from lab.inputs.tasks import TaskRef, evaluated_languages, resolve_tasks, task_config
 
 CONDITIONS = ("baseline", "intervention", "control")
 TREATED = ("intervention", "control")
 GENERATIVE = ("generate_until",)
-LM_EVAL_BATCHES = "lm_eval"  # what lab.resources halves (and the batch_halvings metric's condition)
+LM_EVAL_BATCHES = "lm_eval"  # what lab.core.resources halves (and the batch_halvings metric's condition)
 
 
 def plan_configs(cfg: dict[str, Any]) -> dict[str, list[tuple[TaskRef, dict[str, Any]]]]:
@@ -64,7 +64,7 @@ def _load_checkpoint(ctx: StageContext, lang: str, cond: str) -> Optional[list[T
 
 
 def _save_checkpoint(ctx: StageContext, lang: str, cond: str, runs: list[TaskRun]) -> None:
-    from lab.artifacts import atomic_write_json
+    from lab.core.artifacts import atomic_write_json
 
     with faults.checkpoint_save():  # tests only: kills around the save
         atomic_write_json(ctx.checkpoint_dir / f"{lang}.{cond}.json", [r.to_json() for r in runs])
@@ -90,7 +90,7 @@ def _evaluate_and_save(ctx: StageContext, lms: SizedLM, lang: str, cond: str, ta
     """Run one (language, condition) through lm-eval, time it, and checkpoint it so a rerun skips it.
 
     Out of memory: the (language, condition) runs again from its start with half the batch size
-    (lab.resources); `make_hooks()` gives a fresh intervention context for every attempt."""
+    (lab.core.resources); `make_hooks()` gives a fresh intervention context for every attempt."""
     on_gpu = device.type == "cuda"
 
     def attempt(size: int) -> dict[str, TaskRun]:
@@ -270,7 +270,7 @@ def run_finetune_evaluation(ctx: StageContext, plan: dict[str, Any]) -> None:
     """
     import gc
 
-    from lab.finetune import load_condition, variant_adapter_dir
+    from lab.neurons.finetune import load_condition, variant_adapter_dir
 
     cfg = ctx.cfg
     configs = plan_configs(cfg)

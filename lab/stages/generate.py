@@ -4,7 +4,7 @@ For every evaluated language (targets, then high-resource) it continues a fixed 
 greedily and with seeded sampling under each condition: baseline, intervention and random control
 (test-time hooks from intervention.json), or with [intervention] kind = "finetune" the untouched
 model and each trained variant, assigned to languages exactly as the evaluate stage does. Each
-continuation's language is identified (lab.fidelity); per language and condition the stage stores
+continuation's language is identified (lab.eval.fidelity); per language and condition the stage stores
 language fidelity, switches to English and degenerate output, paired against the baseline, and
 writes every continuation to continuations.json. It runs before evaluate and has no gate, so these
 side-effect numbers exist even when the evaluate gate stops the pilot. Each (language, condition)
@@ -19,16 +19,16 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-from lab.errors import BadInput
-from lab.fidelity import (LIBRARY, LanguageID, PromptScore, detected_share, fidelity_rows, library_version,
+from lab.core.errors import BadInput
+from lab.eval.fidelity import (LIBRARY, LanguageID, PromptScore, detected_share, fidelity_rows, library_version,
                           prompt_score)
-from lab.generation import (GenerationSettings, PromptResult, generate_continuations, prompt_file, prompts_folder,
+from lab.eval.generation import (GenerationSettings, PromptResult, generate_continuations, prompt_file, prompts_folder,
                             read_prompts, sampling_seed)
-from lab.interventions import intervene
-from lab.models import load_for_stage
+from lab.neurons.interventions import intervene
+from lab.model.loading import load_for_stage
 from lab.stages import STAGES
 from lab.stages.context import StageContext
-from lab.tasks import evaluated_languages
+from lab.inputs.tasks import evaluated_languages
 
 TEST_TIME_CONDITIONS = ("baseline", "intervention", "control")
 ARTIFACT = "continuations.json"
@@ -68,7 +68,7 @@ def _load(ctx: StageContext, lang: str, cond: str, prompts: list[str]) -> Option
 
 
 def _save(ctx: StageContext, lang: str, cond: str, results: list[PromptResult]) -> None:
-    from lab.artifacts import atomic_write_json
+    from lab.core.artifacts import atomic_write_json
 
     atomic_write_json(_checkpoint(ctx, lang, cond), [r.to_json() for r in results])
 
@@ -204,7 +204,7 @@ def _run_finetune(ctx: StageContext, plan: dict[str, Any], prompts: dict[str, li
                   ) -> tuple[Probe, dict[str, Any], tuple[str, ...], tuple[str, ...]]:
     """Each trained variant is merged into a copy of the model once and serves every language that
     uses it (the evaluate stage's assignment: a high-resource language gets the first target's)."""
-    from lab.finetune import load_condition, variant_adapter_dir
+    from lab.neurons.finetune import load_condition, variant_adapter_dir
     from lab.stages.evaluate import FT_CONDITIONS, FT_TREATED, finetune_assignment
 
     languages = list(prompts)

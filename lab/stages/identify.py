@@ -1,6 +1,6 @@
 """Stage `identify`: per-language activation statistics, the method's neuron sets and a random control.
 
-Writes ``activation_stats.safetensors`` (lab.activations), ``neurons.json`` (the method's sets) and
+Writes ``activation_stats.safetensors`` (lab.neurons.activations), ``neurons.json`` (the method's sets) and
 ``control.json`` (random sets with the same per-layer counts, method "random"), all hashed in the DB.
 Resumes from its checkpoint when the worker restarts it after an interruption. Metric conventions
 are in docs/identify.md.
@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from lab.activations import StatsCheckpoint, collect_stats, feeds_fingerprint
-from lab.corpus import HF_PREFIX, check_budget, corpus_feed
-from lab.errors import BadInput
-from lab.identify import METHODS, identify, neurons_document, overlap_rows, params_for, per_layer_counts, random_like
-from lab.models import load_for_stage
+from lab.neurons.activations import StatsCheckpoint, collect_stats, feeds_fingerprint
+from lab.inputs.corpus import HF_PREFIX, check_budget, corpus_feed
+from lab.core.errors import BadInput
+from lab.neurons.identify import METHODS, identify, neurons_document, overlap_rows, params_for, per_layer_counts, random_like
+from lab.model.loading import load_for_stage
 from lab.stages import STAGES
 from lab.stages.context import StageContext
 

@@ -5,7 +5,7 @@ neurons.json / control.json), computes the replacement values per [intervention]
 language's own mean / p10 / p90 activation of each neuron, or a scale factor), and checks on a
 held-out block that applying the hooks changes the logits and removing them restores the logits
 bit for bit. intervention.json records the plan and the check; evaluate reads it.
-With [intervention] kind = "finetune" it trains the fine-tune adapters instead (lab.finetune).
+With [intervention] kind = "finetune" it trains the fine-tune adapters instead (lab.neurons.finetune).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import Any, Optional
 
 import torch
 
-from lab.errors import BadInput, NotBuiltYet, StageFailed
-from lab.interventions import INTERVENTIONS, intervene, neurons_by_layer
-from lab.models import LoadedModel, load_for_stage
+from lab.core.errors import BadInput, NotBuiltYet, StageFailed
+from lab.neurons.interventions import INTERVENTIONS, intervene, neurons_by_layer
+from lab.model.loading import LoadedModel, load_for_stage
 from lab.stages import STAGES
 from lab.stages.context import StageContext
 
@@ -117,7 +117,7 @@ def restore_check(loaded: LoadedModel, by_layer: dict[int, list[int]], kind: str
 def run(ctx: StageContext) -> None:
     cfg = ctx.cfg
     if cfg["intervention"]["kind"] == "finetune":  # train the adapters instead (docs/finetune.md)
-        from lab.finetune import run_finetune_intervention
+        from lab.neurons.finetune import run_finetune_intervention
 
         plan = run_finetune_intervention(ctx)
         ctx.log(f"fine-tuned {len(plan['variants'])} adapters: {', '.join(v['name'] for v in plan['variants'])}")

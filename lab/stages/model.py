@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lab.models import load_for_stage
+from lab.model.loading import load_for_stage
 from lab.stages import STAGES
 from lab.stages.context import StageContext
 

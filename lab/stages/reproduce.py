@@ -2,7 +2,7 @@
 
 Passes, in order, each checkpointed when it finishes (so an interrupted stage resumes after it):
 ``half1`` and ``half2`` (the identify stage's statistics pass over each half of the identification
-corpus, then its method), then the PPXC passes of lab.checks.pass_keys over the held-out text.
+corpus, then its method), then the PPXC passes of lab.neurons.checks.pass_keys over the held-out text.
 Writes ``stability.json`` and ``ppxc.json``; metric names and conventions are in docs/reproduce.md.
 """
 
@@ -13,21 +13,21 @@ import json
 from pathlib import Path
 from typing import Any
 
-from lab import faults
-from lab.activations import ActivationStats, StatsCheckpoint, feeds_fingerprint
-from lab.artifacts import atomic_write, atomic_write_json
-from lab.checks import (PPXC, Score, Stability, compute_ppxc, corpus_halves, half_bins, half_controls, half_stats,
+from lab.core import faults
+from lab.neurons.activations import ActivationStats, StatsCheckpoint, feeds_fingerprint
+from lab.core.artifacts import atomic_write, atomic_write_json
+from lab.neurons.checks import (PPXC, Score, Stability, compute_ppxc, corpus_halves, half_bins, half_controls, half_stats,
                         identify_half, pass_keys)
-from lab.corpus import heldout_blocks, heldout_folder
-from lab.errors import BadInput
-from lab.identify import params_for
-from lab.models import LoadedModel, load_for_stage
-from lab.resources import run_halving
+from lab.inputs.corpus import heldout_blocks, heldout_folder
+from lab.core.errors import BadInput
+from lab.neurons.identify import params_for
+from lab.model.loading import LoadedModel, load_for_stage
+from lab.core.resources import run_halving
 from lab.stages import STAGES
 from lab.stages.context import StageContext
 
 
-PPXC_BATCHES = "ppxc_scoring"  # what lab.resources halves in the perplexity passes
+PPXC_BATCHES = "ppxc_scoring"  # what lab.core.resources halves in the perplexity passes
 
 
 def _digest(obj: Any) -> str:

@@ -15,9 +15,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, SQLModel, create_engine, select
 
-from lab import faults
-from lab.errors import BadInput
-from lab.paths import Home
+from lab.core import faults
+from lab.core.errors import BadInput
+from lab.core.paths import Home
 from lab.store.tables import (
     Artifact,
     Decision,

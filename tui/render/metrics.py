@@ -18,8 +18,8 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from lab.artifacts import verify
-from lab.errors import BadInput
+from lab.core.artifacts import verify
+from lab.core.errors import BadInput
 from lab.store import Metric, Store
 from tui.formatting import fmt_value
 from tui.render.heatmap import heatmap, is_square_matrix

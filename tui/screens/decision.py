@@ -13,7 +13,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
-from lab.errors import BadInput
+from lab.core.errors import BadInput
 from lab.store import Decision, Store
 from tui.bindings import DECISION_BINDINGS
 from tui.render.stage_info import recommendation_text

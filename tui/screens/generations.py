@@ -16,8 +16,8 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, OptionList, Static
 from textual.widgets.option_list import Option
 
-from lab.artifacts import verify
-from lab.errors import BadInput
+from lab.core.artifacts import verify
+from lab.core.errors import BadInput
 from lab.store import Store
 from tui.bindings import GENERATION_BINDINGS
 

@@ -21,7 +21,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, OptionList, RichLog, Static, TabbedContent, TabPane
 
-from lab.runner import RunOutcome, Runner
+from lab.run.runner import RunOutcome, Runner
 from lab.store import Decision, StageState, Store
 from lab.store.db import pid_alive
 from tui.bindings import STUDY_BINDINGS
@@ -351,7 +351,7 @@ class StudyScreen(Screen[None]):
 
     def action_generations(self) -> None:
         """Baseline vs intervention continuations of the generation probe, side by side."""
-        from lab.errors import BadInput
+        from lab.core.errors import BadInput
         from tui.screens.generations import GenerationScreen, load_continuations
 
         try:

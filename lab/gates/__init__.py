@@ -1,0 +1,1 @@
+"""Gate rules: turn a stage's stored results into a go / no-go / inconclusive recommendation."""

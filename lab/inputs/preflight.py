@@ -1,0 +1,105 @@
+"""Cheap checks of a study's local input files, run by `new` before anything is stored.
+
+Why: a truncated download, a GGUF that is not one, or a corpus file saved as Latin-1 should be
+refused with one line before a study exists, not minutes later inside a worker. Every check here
+reads headers or the start of a file only (no torch, no model load): weight files through
+safetensors' and gguf's own readers, corpus lines through lab.inputs.corpus's line decoder. The model
+stage repeats the weight check, so a file damaged after `new` is still a BadInput there.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from lab.core.errors import BadInput
+
+CORPUS_SCAN_BYTES = 1 << 20  # UTF-8 / JSON lines are checked in each file's first MiB; identify checks the rest
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0]
+
+
+def check_safetensors(path: Path) -> None:
+    """The header parses and the data it describes is all there (safe_open validates both)."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as fh:
+            fh.keys()
+    except (SafetensorError, OSError) as exc:
+        raise BadInput(f"weight file {path} is corrupt or truncated ({_first_line(exc)}); re-download or "
+                       f"re-save the model (save_pretrained)") from None
+
+
+def check_gguf(path: Path) -> None:
+    """The file is a readable GGUF (magic, version, metadata and tensor table)."""
+    from gguf import GGUFReader
+
+    try:
+        GGUFReader(str(path))
+    except Exception as exc:  # gguf raises ValueError, struct.error, IndexError... on a damaged file
+        raise BadInput(f"{path} is not a readable GGUF file ({_first_line(exc)}); re-download it or point "
+                       f"[model] id at another model") from None
+
+
+def check_model_files(model_id: str, source: str, gguf_file: Optional[str] = None) -> None:
+    """A local model folder has a config.json and intact weight headers; a GGUF file is readable."""
+    if source not in ("local", "gguf"):
+        return
+    path = Path(model_id)
+    if source == "gguf":
+        files = [path] if path.is_file() else ([path / gguf_file] if gguf_file else sorted(path.glob("*.gguf")))
+        for f in files:
+            if not f.is_file():
+                raise BadInput(f"GGUF file {f} does not exist; fix [model] id or [model] gguf_file")
+            check_gguf(f)
+        return
+    if path.is_file():
+        raise BadInput(f"[model] id {path} is a file but not a .gguf; point it at a model folder (save_pretrained) "
+                       f"or a .gguf file")
+    config = path / "config.json"
+    if not config.is_file():
+        raise BadInput(f"model folder {path} has no config.json; point [model] id at a saved transformers model "
+                       f"(save_pretrained) or a .gguf file")
+    try:
+        ok = isinstance(json.loads(config.read_text(encoding="utf-8")), dict)
+    except (UnicodeDecodeError, ValueError):
+        ok = False
+    if not ok:
+        raise BadInput(f"{config} is not a JSON object; re-download or re-save the model (save_pretrained)")
+    for f in sorted(path.glob("*.safetensors")):
+        check_safetensors(f)
+
+
+def check_corpus_text(folder: Path, languages: Sequence[str]) -> None:
+    """Each language's file decodes (UTF-8; for .jsonl, JSON with a "text" string) in its first MiB and
+    holds at least one non-blank document."""
+    from lab.inputs.corpus import _doc_text, find_source
+
+    for lang in languages:
+        src = find_source(folder, lang)
+        assert src.path is not None
+        scanned, found = 0, False
+        with open(src.path, "rb") as fh:
+            for lineno, raw in enumerate(fh, 1):
+                scanned += len(raw)
+                if scanned <= CORPUS_SCAN_BYTES or lineno == 1:
+                    found = bool(_doc_text(src, raw, lineno).strip()) or found
+                elif raw.strip():
+                    found = True
+                if found and scanned > CORPUS_SCAN_BYTES:
+                    break
+        if not found:
+            raise BadInput(f"corpus file {src.path} for {lang!r} is empty (no non-blank line); add text for {lang} "
+                           f"(one document per line) or remove it from [languages] all")
+
+
+def check_study_inputs(cfg: dict[str, Any]) -> None:
+    """Everything above for a validated study config (lab.study.studyfile's normalised dict)."""
+    resolved = cfg.get("resolved", {})
+    check_model_files(cfg["model"]["id"], resolved.get("model_source", "local"), cfg["model"].get("gguf_file"))
+    if resolved.get("corpus_source") == "local":
+        check_corpus_text(Path(cfg["corpus"]["path"]), cfg["languages"]["all"])

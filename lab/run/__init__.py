@@ -1,0 +1,1 @@
+"""Running stages: the runner (coordinator, leases) and the stage worker process."""

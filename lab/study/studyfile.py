@@ -1,0 +1,286 @@
+"""The study file (TOML): schema, validation with one-line errors, and path resolution.
+
+Keys are DESIGN.md's contract; additions are documented in README.md. Unknown keys are errors.
+Relative paths resolve against the current directory, then the study file's folder, then the
+project root (so the shipped examples work from anywhere). Resolved paths are stored absolute.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from lab.core.errors import BadInput
+from lab.core.paths import PROJECT_ROOT
+
+LANG_CODE = re.compile(r"^[a-z]{2,3}(_[A-Za-z]{2,4})?$")
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StudySection(_Section):
+    name: str = Field(min_length=1, max_length=200)
+    protocol: str = "lsn-staged"
+    seed: int = 0
+    description: str = ""
+
+
+class ModelSection(_Section):
+    id: str = Field(min_length=1)
+    revision: Optional[str] = None
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    device: str = "auto"
+    trust_remote_code: bool = False
+    gguf_file: Optional[str] = None  # when id is a folder holding several .gguf files
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if not re.fullmatch(r"auto|cpu|cuda|cuda:\d+|mps", v):
+            raise ValueError("device must be auto, cpu, cuda, cuda:N or mps")
+        return v
+
+
+class LanguagesSection(_Section):
+    all: list[str] = Field(min_length=2)
+    targets: list[str] = Field(min_length=1)
+    high_resource: Optional[list[str]] = None  # defaults to all − targets
+
+    @field_validator("all", "targets", "high_resource")
+    @classmethod
+    def _codes(cls, v: Optional[list[str]]) -> Optional[list[str]]:
+        if v is None:
+            return v
+        for code in v:
+            if not LANG_CODE.match(code):
+                raise ValueError(f"{code!r} is not a language code like 'sw' or 'ur'")
+        if len(set(v)) != len(v):
+            raise ValueError("languages are listed twice")
+        return v
+
+    @model_validator(mode="after")
+    def _subsets(self) -> "LanguagesSection":
+        missing = [t for t in self.targets if t not in self.all]
+        if missing:
+            raise ValueError(f"targets {missing} are not in languages.all; add them to all")
+        if self.high_resource is not None:
+            bad = [t for t in self.high_resource if t not in self.all or t in self.targets]
+            if bad:
+                raise ValueError(f"high_resource {bad} must be in all and not in targets")
+        return self
+
+    @property
+    def regression_languages(self) -> list[str]:
+        return list(self.high_resource) if self.high_resource is not None else [x for x in self.all if x not in self.targets]
+
+
+class CorpusSection(_Section):
+    path: str
+    tokens_per_language: int = Field(default=20000, gt=0)
+    block_size: int = Field(default=128, ge=8, le=8192)
+    heldout: Optional[str] = None  # folder of held-out <lang>.txt; default <path>/heldout
+    heldout_tokens: int = Field(default=4096, gt=0)
+
+
+class IdentifySection(_Section):
+    method: str = "lape"
+    top_rate: float = Field(default=0.01, gt=0, le=1)
+    filter_rate: float = Field(default=0.95, ge=0, lt=1)
+    activation_bar_ratio: float = Field(default=0.95, ge=0, lt=1)
+    top_m: float = Field(default=0.00125, gt=0, le=1)  # act_prob_90p: share of L·d_ff per language
+    batch_size: int = Field(default=8, ge=1)
+    checkpoint_every: int = Field(default=16, ge=1)  # blocks between checkpoints
+    histogram_bins: int = Field(default=2048, ge=16, le=65536)
+
+
+class InterventionSection(_Section):
+    kind: Literal["test_time", "finetune"] = "test_time"
+    value: Literal["zero", "mean", "p10", "p90", "scale"] = "p90"
+    scale: float = 2.0
+    # finetune
+    steps: int = Field(default=60, ge=1)
+    learning_rate: float = Field(default=1e-3, gt=0)
+    weight_decay: float = Field(default=0.01, ge=0)
+    lora_r: int = Field(default=8, ge=1)
+    neurons_from: Literal["target", "english+target"] = "target"
+    checkpoint_every: int = Field(default=20, ge=1)
+
+
+class EvaluateSection(_Section):
+    tasks: list[str] = Field(min_length=1)
+    limit: Optional[int] = Field(default=None, ge=1)
+    batch_size: int = Field(default=8, ge=1)
+    bootstrap: int = Field(default=2000, ge=100)
+    data_dir: Optional[str] = None  # local copies of built-in task data (see README)
+
+
+class GenerateSection(_Section):
+    """The generation probe: prompts per language, decoding settings (docs/generation.md)."""
+
+    prompts: Optional[str] = None  # folder of <lang>.txt, one prompt per line; default examples/prompts
+    n_prompts: int = Field(default=8, ge=1)  # the first N prompts of each language
+    max_new_tokens: int = Field(default=24, ge=1, le=1024)
+    samples: int = Field(default=1, ge=0, le=32)  # seeded sampled continuations per prompt
+    temperature: float = Field(default=0.8, gt=0, le=10)
+    top_p: float = Field(default=0.95, gt=0, le=1)
+
+
+class CriteriaSection(_Section):
+    """Overrides of the protocol's gate thresholds, by gate key (e.g. min_gain_points = 2.0)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class StudyFile(_Section):
+    study: StudySection
+    model: ModelSection
+    languages: LanguagesSection
+    corpus: CorpusSection
+    identify: IdentifySection = IdentifySection()
+    intervention: InterventionSection = InterventionSection()
+    evaluate: EvaluateSection
+    generate: GenerateSection = GenerateSection()
+    criteria: CriteriaSection = CriteriaSection()
+
+    def normalised(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+def _format_error(err: ValidationError, source: str) -> str:
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"])
+    section, _, key = loc.partition(".")
+    where = f"[{section}] {key}" if key else f"[{section}]" if section else "the file"
+    if first["type"] == "extra_forbidden":
+        return f"{source}: unknown key {where}; remove it or fix its spelling (see README.md, 'Study file')"
+    if first["type"] == "missing":
+        return f"{source}: missing {where}; add it (see examples/studies/demo.toml)"
+    msg = str(first["msg"]).removeprefix("Value error, ")
+    fix = "" if "; " in msg else "; fix the value (see README.md, 'Study file')"
+    return f"{source}: {where}: {msg}{fix}"
+
+
+def parse_study(text: str, source: str = "study file") -> StudyFile:
+    """Parse and validate TOML text (no file-system checks)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise BadInput(f"{source} is not valid TOML: {exc}; fix the syntax") from None
+    try:
+        return StudyFile.model_validate(data)
+    except ValidationError as exc:
+        raise BadInput(_format_error(exc, source)) from None
+
+
+def resolve_path(raw: str, study_dir: Optional[Path]) -> Optional[Path]:
+    """A relative path: CWD, then the study file's folder, then the project root. None if not found."""
+    p = Path(raw).expanduser()
+    if p.is_absolute():
+        return p if p.exists() else None
+    bases = [Path.cwd()] + ([study_dir] if study_dir else []) + [PROJECT_ROOT]
+    for base in bases:
+        cand = (base / p).resolve()
+        if cand.exists():
+            return cand
+    return None
+
+
+def load_study_file(path: str | Path) -> tuple[StudyFile, dict[str, Any], str]:
+    """Read, validate and resolve a study file: returns (parsed, normalised config, source text).
+
+    Checks that need only the file system happen here, before anything is stored or computed.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise BadInput(f"study file {path} does not exist; pass the path of a .toml study file")
+    try:
+        text = path.read_text(encoding="utf-8-sig")  # a BOM from a Windows editor is fine
+    except UnicodeDecodeError:
+        raise BadInput(f"study file {path} is not UTF-8 text; save it as UTF-8") from None
+    parsed = parse_study(text, source=str(path))
+    cfg = parsed.normalised()
+    study_dir = path.resolve().parent
+    resolved: dict[str, Any] = {"study_file": str(path.resolve())}
+
+    # model: a local folder or file, or a hub id
+    model_id = parsed.model.id
+    local = resolve_path(model_id, study_dir)
+    if local is not None:
+        cfg["model"]["id"] = str(local)
+        resolved["model_source"] = "gguf" if local.suffix == ".gguf" or parsed.model.gguf_file else "local"
+    elif model_id.endswith(".gguf") or model_id.startswith((".", "/", "~")) or not HUB_ID.match(model_id):
+        raise BadInput(f"{path}: [model] id {model_id!r} is not an existing file or folder; fix the path "
+                       f"(relative paths resolve against the current directory or the study file's folder)")
+    else:
+        resolved["model_source"] = "hub"
+
+    # corpus folder and its languages
+    corpus = resolve_path(parsed.corpus.path, study_dir)
+    if corpus is None or not corpus.is_dir():
+        if parsed.corpus.path.startswith("hf:"):
+            resolved["corpus_source"] = "hub"
+        else:
+            raise BadInput(f"{path}: [corpus] path {parsed.corpus.path!r} is not a folder; point it at a folder "
+                           f"with one <lang>.txt or <lang>.jsonl per language")
+    if corpus is not None and corpus.is_dir():
+        cfg["corpus"]["path"] = str(corpus)
+        resolved["corpus_source"] = "local"
+        missing = [lang for lang in parsed.languages.all
+                   if not (corpus / f"{lang}.txt").is_file() and not (corpus / f"{lang}.jsonl").is_file()]
+        if missing:
+            raise BadInput(f"{path}: corpus folder {corpus} has no text for {', '.join(missing)}; add "
+                           f"{missing[0]}.txt (or .jsonl) or remove the language from [languages] all")
+        heldout_raw = parsed.corpus.heldout
+        heldout = resolve_path(heldout_raw, study_dir) if heldout_raw else corpus / "heldout"
+        if heldout is not None and heldout.is_dir():
+            cfg["corpus"]["heldout"] = str(heldout)
+        elif heldout_raw:
+            raise BadInput(f"{path}: [corpus] heldout {heldout_raw!r} is not a folder; fix the path or remove the key")
+        else:
+            cfg["corpus"]["heldout"] = None
+
+    if parsed.evaluate.data_dir:
+        data_dir = resolve_path(parsed.evaluate.data_dir, study_dir)
+        if data_dir is None:
+            raise BadInput(f"{path}: [evaluate] data_dir {parsed.evaluate.data_dir!r} does not exist; fix the path")
+        cfg["evaluate"]["data_dir"] = str(data_dir)
+    cfg["languages"]["high_resource"] = parsed.languages.regression_languages
+    if parsed.generate.prompts:
+        cfg["generate"]["prompts"] = str(_prompt_folder(path, parsed, study_dir))
+    cfg["resolved"] = resolved
+    return parsed, cfg, text
+
+
+def _prompt_folder(path: Path, parsed: StudyFile, study_dir: Path) -> Path:
+    """[generate] prompts: a folder with a non-empty <lang>.txt for every evaluated language."""
+    raw = str(parsed.generate.prompts)
+    folder = resolve_path(raw, study_dir)
+    if folder is None or not folder.is_dir():
+        raise BadInput(f"{path}: [generate] prompts {raw!r} is not a folder; point it at a folder with one "
+                       f"<lang>.txt (one prompt per line) per language, or remove the key for the demo prompts")
+    evaluated = list(parsed.languages.targets) + [x for x in parsed.languages.regression_languages
+                                                  if x not in parsed.languages.targets]
+    for lang in evaluated:
+        file = folder / f"{lang}.txt"
+        if not file.is_file():
+            raise BadInput(f"{path}: [generate] prompts folder {folder} has no {lang}.txt; add one prompt per "
+                           f"line for {lang}")
+        try:
+            has_line = any(line.strip() for line in file.read_text(encoding="utf-8").splitlines())
+        except UnicodeDecodeError:
+            raise BadInput(f"{path}: prompt file {file} is not UTF-8 text; save it as UTF-8") from None
+        if not has_line:
+            raise BadInput(f"{path}: prompt file {file} is empty; write one prompt per line")
+    return folder
+
+
+def typed(cfg: dict[str, Any]) -> StudyFile:
+    """The typed view of a stored (normalised) config."""
+    return StudyFile.model_validate({k: v for k, v in cfg.items() if k != "resolved"})

@@ -1,0 +1,166 @@
+"""The worker process (`python -m lab.worker`): its JSON-lines event protocol, the DB state it leaves,
+and its exit codes (0 done, 1 failed, 2 bad input, 3 interrupted)."""
+
+from __future__ import annotations
+
+from tests.helpers import write_study_toml
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lab.core.events import KINDS, Event
+from lab.core.paths import PROJECT_ROOT
+from lab.store import StageState, Store
+from lab.study.create import create_study
+from protocols import load_protocol
+
+CUSTOM = """
+[protocol]
+name = "custom"
+title = "A protocol with a stage that is not built"
+
+[[stage]]
+name = "criteria"
+title = "Define criteria"
+
+[[stage]]
+name = "dream"
+title = "Not built"
+runs = "not_built_anywhere"
+needs = ["criteria"]
+"""
+
+
+def _toml(path: Path, model: Path, corpus: Path, name: str) -> Path:
+    return write_study_toml(path, model, corpus, name)
+
+
+def worker(home: Path, study: Any, *args: str) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "lab.worker", "--home", str(home)]
+    if study is not None:
+        cmd += ["--study", str(study)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(cmd + list(args), cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300, env=env)
+
+
+def events(stdout: str) -> list[Event]:
+    """Every stdout line must be an event; anything else fails the protocol."""
+    lines = [line for line in stdout.splitlines() if line.strip()]
+    assert lines, "the worker printed no events"
+    return [Event.from_json(line) for line in lines]
+
+
+@pytest.fixture(scope="module")
+def lab(tiny_llama_dir: Path, tiny_corpus_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp("worker")
+    home = root / "home"
+    store = Store(home)
+    study = create_study(store, _toml(root / "s.toml", tiny_llama_dir, tiny_corpus_dir, "worker-study"))
+    # A study whose [criteria] names a threshold the protocol no longer has (as after the protocol
+    # file was edited): `new` would refuse it, so it is stored directly; its criteria stage must fail.
+    cfg = {**json.loads(study.config_json), "criteria": {"min_vibes": 3}}
+    broken = store.create_study(name="stale-criteria", protocol="lsn-staged", model_id=study.model_id, seed=0,
+                                trust_remote_code=False, config=cfg, source_toml="", source_path="",
+                                stages=load_protocol("lsn-staged").stage_names)
+    return {"home": home, "store": store, "study": int(study.id), "broken": int(broken.id)}  # type: ignore[arg-type]
+
+
+def _check_common(evs: list[Event], stage: str, study: int) -> None:
+    for ev in evs:
+        assert ev.event in KINDS and ev.stage == stage and ev.study == study and ev.t > 0
+    kinds = [e.event for e in evs]
+    assert kinds[-1] == "done" and kinds.count("done") == 1
+    assert "progress" in kinds and "artifact" in kinds
+    progress = [e.data for e in evs if e.event == "progress"]
+    assert progress[0]["done"] == 0 and progress[-1]["done"] == progress[-1]["total"] > 0
+
+
+def _check_artifact(lab: dict[str, Any], ev: Event, stage: str) -> None:
+    path = Path(ev.data["path"])
+    assert path.is_file() and path.stat().st_size == ev.data["bytes"]
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == ev.data["sha256"]
+    row = lab["store"].artifact(lab["study"], stage, ev.data["name"])
+    assert (row.sha256, row.bytes) == (ev.data["sha256"], ev.data["bytes"])
+    assert (lab["home"] / row.path).resolve() == path.resolve()
+
+
+def test_criteria_then_model_stage_events(lab: dict[str, Any]) -> None:
+    store, sid, home = lab["store"], lab["study"], lab["home"]
+    res = worker(home, sid, "--stage", "criteria")
+    assert res.returncode == 0, res.stderr
+    evs = events(res.stdout)
+    _check_common(evs, "criteria", sid)
+    art = [e for e in evs if e.event == "artifact"]
+    assert [e.data["name"] for e in art] == ["criteria.json"]
+    _check_artifact(lab, art[0], "criteria")
+    criteria = json.loads(Path(art[0].data["path"]).read_text(encoding="utf-8"))
+    assert criteria["targets"] == ["sw"] and criteria["criteria"]["min_gain_points"] == 1.0
+
+    res = worker(home, sid, "--stage", "model")
+    assert res.returncode == 0, res.stderr
+    evs = events(res.stdout)
+    _check_common(evs, "model", sid)
+    art = [e for e in evs if e.event == "artifact"]
+    assert [e.data["name"] for e in art] == ["model.json"]
+    _check_artifact(lab, art[0], "model")
+    metrics = {e.data["name"]: e.data["value"] for e in evs if e.event == "metric"}
+    assert metrics == {"n_layers": 2, "d_ff": 64, "parameters": metrics["parameters"]} and metrics["parameters"] > 1000
+    stored = {m.name: m.value for m in store.metrics(sid, "model")}
+    assert stored == metrics
+    assert any(e.event == "log" and "llama adapter" in e.data["message"] for e in evs)
+
+    for stage in ("criteria", "model"):
+        run = store.stage_run(sid, stage)
+        assert (run.state, run.attempts, run.pid, run.error) == (StageState.done, 1, None, None)
+        assert run.started_at is not None and run.finished_at is not None and run.finished_at >= run.started_at
+        assert run.compute_seconds > 0 and run.gpu_seconds == 0.0
+        # the same events are kept in the stage's event log
+        logged = events(home.joinpath("logs", f"study-{sid}", f"{stage}.jsonl").read_text(encoding="utf-8"))
+        assert [e.event for e in logged][-1] == "done"
+
+
+def test_a_stage_that_fails_on_bad_input_exits_2_with_an_error_event(lab: dict[str, Any]) -> None:
+    store, sid = lab["store"], lab["broken"]
+    res = worker(lab["home"], sid, "--stage", "criteria")
+    assert res.returncode == 2, res.stderr
+    evs = events(res.stdout)
+    err = evs[-1]
+    assert err.event == "error" and err.data["bad_input"] is True and "min_vibes" in err.data["message"]
+    assert "done" not in [e.event for e in evs] and "\n" not in err.data["message"]
+    run = store.stage_run(sid, "criteria")
+    assert run.state == StageState.failed and run.pid is None and "min_vibes" in (run.error or "")
+    assert run.attempts == 1 and run.finished_at is not None
+    assert store.artifacts(sid) == [] and store.metrics(sid) == []
+
+
+def _one_line_error(res: subprocess.CompletedProcess[str], *expected: str) -> None:
+    assert res.returncode == 2, (res.stdout, res.stderr)
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in res.stderr, res.stderr
+    for text in expected:
+        assert text in lines[0], lines[0]
+
+
+def test_exit_code_2_for_bad_input(lab: dict[str, Any]) -> None:
+    home, sid, store = lab["home"], lab["study"], lab["store"]
+    _one_line_error(worker(home, sid, "--stage", "nosuch"), "protocol 'lsn-staged' has no stage 'nosuch'")
+    missing = worker(home, sid)  # --stage not given: argparse's usage error, also exit 2
+    assert missing.returncode == 2 and "--stage" in missing.stderr
+
+    # a protocol stage whose implementation is not built: refused plainly, nothing recorded as run
+    (home / "protocols").mkdir(exist_ok=True)
+    (home / "protocols" / "custom.toml").write_text(CUSTOM, encoding="utf-8")
+    src = store.study(sid)
+    custom = store.create_study(name="custom", protocol="custom", model_id=src.model_id, seed=0,
+                                trust_remote_code=False, config=json.loads(src.config_json), source_toml="",
+                                source_path="", stages=["criteria", "dream"])
+    _one_line_error(worker(home, custom.id, "--stage", "dream"), "not_built_anywhere", "not built")
+    run = store.stage_run(int(custom.id), "dream")  # type: ignore[arg-type]
+    assert (run.state, run.attempts) == (StageState.pending, 0)
