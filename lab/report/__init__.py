@@ -3,6 +3,7 @@ comparisons of several studies. See docs/report.md for what each format holds.""
 
 from lab.report.cost import FullSize
 from lab.report.headline import headline
-from lab.report.summary import FORMATS, summary, write_comparison, write_export
+from lab.report.exports import FORMATS, write_comparison, write_export
+from lab.report.summary import summary
 
 __all__ = ["FORMATS", "FullSize", "headline", "summary", "write_comparison", "write_export"]

@@ -14,7 +14,7 @@ from tui.bindings import EXPORT_BINDINGS
 def export_formats() -> tuple[str, ...]:
     """Whatever lab.report offers (formats not built yet are refused there with a message)."""
     try:
-        from lab.report.summary import FORMATS
+        from lab.report.exports import FORMATS
     except ImportError:
         return ("json",)
     return tuple(FORMATS)
