@@ -32,10 +32,40 @@ def _as_array(x: Sequence[float]) -> np.ndarray:
     return arr
 
 
-def _percentiles(draws: np.ndarray) -> tuple[float, float]:
-    alpha = (1.0 - CI_LEVEL) / 2.0
+def _percentiles(draws: np.ndarray, confidence: float = CI_LEVEL) -> tuple[float, float]:
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence {confidence} must lie strictly between 0 and 1")
+    alpha = (1.0 - confidence) / 2.0
     low, high = np.quantile(draws, [alpha, 1.0 - alpha])
     return float(low), float(high)
+
+
+MAX_DISTINCT_FOR_COUNTS = 256  # above this many distinct per-item values, resample indices instead
+_CHUNK_CELLS = 4_000_000  # index-resampling work per chunk (resamples × items), bounds memory
+
+
+def bootstrap_means(x: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """`resamples` bootstrap means of x (items drawn with replacement).
+
+    Drawing n items with replacement and averaging depends only on how often each distinct value is
+    drawn, which is multinomial(n, observed shares): for 0/1 correctness the differences take at most
+    three values, so one multinomial draw of 3 counts replaces n index draws. Same distribution as
+    index resampling, at any n in microseconds; many distinct values (e.g. F1 scores) fall back to
+    index resampling in bounded chunks.
+    """
+    n = len(x)
+    values, counts = np.unique(x, return_counts=True)
+    if len(values) == 1:
+        return np.full(resamples, float(values[0]))
+    if len(values) <= MAX_DISTINCT_FOR_COUNTS:
+        draws = rng.multinomial(n, counts / n, size=resamples)
+        return draws @ values / n
+    out = np.empty(resamples)
+    step = max(1, _CHUNK_CELLS // n)
+    for start in range(0, resamples, step):
+        stop = min(resamples, start + step)
+        out[start:stop] = x[rng.integers(0, n, size=(stop - start, n))].mean(axis=1)
+    return out
 
 
 def _strata_index(strata: Optional[Sequence[object]], n: int) -> list[np.ndarray]:
@@ -62,8 +92,11 @@ def bootstrap_mean_ci(scores: Sequence[float], *, resamples: int = 2000, seed: i
 
 
 def paired_bootstrap_diff_ci(treated: Sequence[float], base: Sequence[float], *, resamples: int = 2000,
-                             seed: int = 0, strata: Optional[Sequence[object]] = None) -> Interval:
-    """CI of mean(treated − base) over the same items, resampling items jointly.
+                             seed: int = 0, strata: Optional[Sequence[object]] = None,
+                             confidence: float = CI_LEVEL) -> Interval:
+    """CI (percentile bootstrap at `confidence`) of mean(treated − base) over the same items,
+    resampling items jointly (one draw per item serves both conditions: only the per-item difference
+    matters, resampled through `bootstrap_means`).
 
     With `strata` (e.g. the language of each item) items are resampled within each stratum and the
     statistic is the unweighted mean of the per-stratum differences, so pooled target languages
@@ -80,10 +113,9 @@ def paired_bootstrap_diff_ci(treated: Sequence[float], base: Sequence[float], *,
     value = float(np.mean([d[g].mean() for g in groups]))
     draws = np.zeros(resamples)
     for g in groups:
-        idx = rng.integers(0, len(g), size=(resamples, len(g)))
-        draws += d[g][idx].mean(axis=1)
+        draws += bootstrap_means(d[g], resamples, rng)
     draws /= len(groups)
-    low, high = _percentiles(draws)
+    low, high = _percentiles(draws, confidence)
     return Interval(value, low, high, len(d))
 
 
@@ -126,3 +158,37 @@ def wilson_interval(successes: int, n: int, *, confidence: float = CI_LEVEL) -> 
 
 def mcnemar_p(treated: Sequence[float], base: Sequence[float]) -> float:
     return mcnemar_exact_p(*discordant_counts(treated, base))
+
+
+def normal_quantile(p: float) -> float:
+    from scipy.stats import norm
+
+    return float(norm.ppf(p))
+
+
+def mde_points(items_per_stratum: Sequence[int], *, discordance: float, confidence: float = CI_LEVEL,
+               power: float = 0.8) -> float:
+    """Minimum detectable effect, in points, of the mean paired difference over strata (languages).
+
+    A paired 0/1 outcome has per-item difference variance at most the discordance rate ψ (share of
+    items on which the two conditions disagree), so the stratified mean over S languages with n_s
+    items each has SE = sqrt(Σ ψ/n_s) / S, and
+        MDE = (z_{1−α/2} + z_{power}) · SE · 100   (α = 1 − confidence).
+    """
+    ns = [int(n) for n in items_per_stratum]
+    if not ns or min(ns) <= 0:
+        raise ValueError("the MDE needs a positive item count for every language")
+    if not 0.0 < discordance <= 1.0:
+        raise ValueError(f"discordance {discordance} must lie in (0, 1]")
+    se = math.sqrt(sum(discordance / n for n in ns)) / len(ns)
+    z = normal_quantile(0.5 + confidence / 2.0) + normal_quantile(power)
+    return 100.0 * z * se
+
+
+def items_for_mde(target_points: float, strata: int, *, discordance: float, confidence: float = CI_LEVEL,
+                  power: float = 0.8) -> int:
+    """Items per language (equal in every stratum) at which `mde_points` falls to `target_points`."""
+    if target_points <= 0:
+        raise ValueError("the target MDE must be positive")
+    z = normal_quantile(0.5 + confidence / 2.0) + normal_quantile(power)
+    return int(math.ceil(discordance * (z * 100.0 / target_points) ** 2 / max(1, strata)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from lab.eval.stats import (
@@ -11,7 +12,11 @@ from lab.eval.stats import (
     discordant_counts,
     mcnemar_exact_p,
     mcnemar_p,
+    bootstrap_means,
+    items_for_mde,
+    mde_points,
     paired_bootstrap_diff_ci,
+    wilson_interval,
 )
 
 
@@ -98,3 +103,63 @@ def test_bad_shapes_are_refused() -> None:
         bootstrap_mean_ci([], resamples=100)
     with pytest.raises(ValueError):
         mcnemar_exact_p(-1, 2)
+
+
+def test_mcnemar_at_ten_thousand_discordant_pairs_is_fast() -> None:
+    import time
+
+    start = time.perf_counter()
+    p = mcnemar_exact_p(4900, 5100)
+    assert time.perf_counter() - start < 0.5
+    # normal approximation of the binomial test: z = (5100 − 5000) / sqrt(10000/4) = 2 → p ≈ 0.0455
+    assert p == pytest.approx(0.0455, abs=0.003)
+
+
+def test_wilson_never_has_zero_width() -> None:
+    for k, n in [(20, 20), (0, 20), (1, 1), (0, 1)]:
+        ci = wilson_interval(k, n)
+        assert ci.high - ci.low > 0.05
+        assert 0.0 <= ci.low <= ci.value <= ci.high <= 1.0
+    # 20/20: lower bound n / (n + z²) = 20 / 23.84 = 0.839
+    assert wilson_interval(20, 20).low == pytest.approx(20 / (20 + 1.959964**2), abs=1e-4)
+
+
+def test_count_bootstrap_has_the_index_bootstrap_distribution() -> None:
+    rng = np.random.default_rng(5)
+    d = rng.choice([-1.0, 0.0, 1.0], p=[0.1, 0.75, 0.15], size=300)
+    by_counts = bootstrap_means(d, 20000, np.random.default_rng(1))
+    by_index = d[np.random.default_rng(2).integers(0, 300, size=(20000, 300))].mean(axis=1)
+    assert by_counts.mean() == pytest.approx(by_index.mean(), abs=0.002)
+    assert by_counts.std() == pytest.approx(by_index.std(), rel=0.03)
+    assert np.quantile(by_counts, 0.025) == pytest.approx(np.quantile(by_index, 0.025), abs=0.0051)
+    # many distinct values (F1-like scores) take the index path and give the same spread
+    f1 = rng.random(400)
+    draws = bootstrap_means(f1, 4000, np.random.default_rng(3))
+    assert draws.std() == pytest.approx(f1.std() / np.sqrt(400), rel=0.06)
+
+
+def test_higher_confidence_gives_a_wider_interval_and_large_n_is_fast() -> None:
+    import time
+
+    rng = np.random.default_rng(0)
+    base = (rng.random(20000) < 0.6).astype(float)
+    treated = np.where(rng.random(20000) < 0.1, 1 - base, base)
+    start = time.perf_counter()
+    ci95 = paired_bootstrap_diff_ci(treated, base, resamples=4000, seed=0)
+    ci99 = paired_bootstrap_diff_ci(treated, base, resamples=4000, seed=0, confidence=0.99)
+    assert time.perf_counter() - start < 1.0
+    assert ci99.low < ci95.low < ci95.value < ci95.high < ci99.high
+    # analytic SE of the mean difference: sqrt(var(d)/n)
+    se = float(np.std(treated - base) / np.sqrt(20000))
+    assert (ci95.high - ci95.low) / 2 == pytest.approx(1.96 * se, rel=0.08)
+
+
+def test_mde_hand_computed() -> None:
+    # two languages of 400 items, ψ = 0.2, 95 %, 80 % power: SE = sqrt(2 · 0.2/400) / 2 = 0.0158;
+    # (1.95996 + 0.84162) · 0.0158 · 100 = 4.43 points
+    assert mde_points([400, 400], discordance=0.2) == pytest.approx(4.430, abs=0.005)
+    # the items needed for a 1-point MDE bring the MDE down to 1 point
+    n = items_for_mde(1.0, 2, discordance=0.2)
+    assert mde_points([n, n], discordance=0.2) <= 1.0 < mde_points([n - 5, n - 5], discordance=0.2)
+    with pytest.raises(ValueError):
+        mde_points([0, 10], discordance=0.2)
