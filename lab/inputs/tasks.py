@@ -337,13 +337,13 @@ def task_config(ref: TaskRef, data_dir: Optional[str] = None) -> dict[str, Any]:
 def _load_task_yaml(ref: TaskRef) -> dict[str, Any]:
     """The task YAML with its functions imported. A built-in task whose own code no longer imports
     (lm-eval 0.4.13's xquad needs transformers.data.metrics, gone in transformers 5) gets the scorer
-    of lab.eval.qa_scoring instead; any other such task is refused with a message."""
+    of lab.inputs.qa_scoring instead; any other such task is refused with a message."""
     from lm_eval.tasks._yaml_loader import load_yaml
 
     try:
         return load_yaml(ref.yaml_path, resolve_func=True, recursive=True)
     except ImportError as exc:
-        from lab.eval.qa_scoring import REPLACEMENT_SCORERS
+        from lab.inputs.qa_scoring import REPLACEMENT_SCORERS
 
         scorer = REPLACEMENT_SCORERS.get(ref.yaml_path.parent.name) if ref.source == "builtin" else None
         if scorer is None:
@@ -352,7 +352,7 @@ def _load_task_yaml(ref: TaskRef) -> dict[str, Any]:
                            f"another task") from None
     cfg = load_yaml(ref.yaml_path, resolve_func=False, recursive=True)
     cfg["process_results"] = scorer
-    cfg["metadata"] = {**(cfg.get("metadata") or {}), "scorer": f"lab.eval.qa_scoring.{scorer.__name__}"}
+    cfg["metadata"] = {**(cfg.get("metadata") or {}), "scorer": f"lab.inputs.qa_scoring.{scorer.__name__}"}
     return cfg
 
 

@@ -14,7 +14,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from lab.eval import qa_scoring
+from lab.inputs import qa_scoring
 from lab.core.errors import BadInput
 
 @pytest.fixture
@@ -210,7 +210,7 @@ def test_xquad_and_mlqa_families_run_offline_from_local_data(tmp_path: Path, tin
         assert run.output_type == "generate_until" and len(run.samples) == 3
         assert all({"response", "exact_match", "f1"} <= set(s) for s in run.samples)
         assert run.aggregate["f1"] == pytest.approx(sum(run.values("f1")) / 3)
-    # lm-eval's own xquad scorer cannot load under transformers 5: lab.eval.qa_scoring's SQuAD scorer stands in
+    # lm-eval's own xquad scorer cannot load under transformers 5: lab.inputs.qa_scoring's SQuAD scorer stands in
     for s in runs["xquad_de"].samples:
         assert s["f1"] == pytest.approx(qa_scoring.f1(s["target"], s["response"]))
         assert s["exact_match"] == qa_scoring.exact(s["target"], s["response"])
