@@ -33,20 +33,19 @@ uniformly without replacement with a generator seeded from the study seed and th
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from lab.core.errors import BadInput
 from lab.core.registry import Registry
+from lab.neurons.sets import NeuronSets, derive_seed, per_layer_counts, random_like  # noqa: F401 (re-exported)
 
 if TYPE_CHECKING:  # torch is imported inside the methods: `neuron-pilot new` reads METHODS without it
     import torch
 
     from lab.neurons.activations import ActivationStats
 
-NeuronSets = dict[str, list[list[int]]]  # language -> [[layer, index], ...]
 ENTROPY_DECIMALS = 12
 
 
@@ -88,23 +87,10 @@ def kth_smallest(values: torch.Tensor, rate: float) -> float:
     return float(torch.kthvalue(flat, count_for(rate, flat.numel())).values)
 
 
-def derive_seed(seed: int, *parts: object) -> int:
-    """A 63-bit seed from the study seed and labels (stable across runs and machines)."""
-    text = "/".join([str(seed), *map(str, parts)])
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") & (2**63 - 1)
-
-
 def as_pairs(flat_index: torch.Tensor, d_ff: int) -> list[list[int]]:
     """Flat (layer·d_ff + index) positions → sorted [[layer, index], ...]."""
     idx = sorted(int(i) for i in flat_index.reshape(-1).tolist())
     return [[i // d_ff, i % d_ff] for i in idx]
-
-
-def per_layer_counts(pairs: Sequence[Sequence[int]], n_layers: int) -> list[int]:
-    counts = [0] * n_layers
-    for layer, _ in pairs:
-        counts[int(layer)] += 1
-    return counts
 
 
 def jaccard(a: Sequence[Sequence[int]], b: Sequence[Sequence[int]]) -> tuple[float, int]:
@@ -177,23 +163,6 @@ def act_prob_90p(stats: ActivationStats, params: dict[str, Any], seed: int) -> t
     details = {"m": m, "threshold_tokens": (stats.tokens - stats.score_tokens).tolist(),
                "score_tokens": stats.score_tokens.tolist()}
     return sets, details
-
-
-def random_like(reference: Mapping[str, Sequence[Sequence[int]]], n_layers: int, d_ff: int, seed: int,
-                salt: str = "random") -> NeuronSets:
-    """For each language, random neurons with the reference set's per-layer counts (seeded)."""
-    import torch
-
-    out: NeuronSets = {}
-    for lang, pairs in reference.items():
-        gen = torch.Generator().manual_seed(derive_seed(seed, salt, lang))
-        chosen: list[list[int]] = []
-        for layer, c in enumerate(per_layer_counts(pairs, n_layers)):
-            if c:
-                idx = torch.randperm(d_ff, generator=gen)[:c]
-                chosen.extend([layer, int(i)] for i in sorted(idx.tolist()))
-        out[lang] = chosen
-    return out
 
 
 @method("random", "random neurons with a reference method's per-layer counts (the control)", ("reference",))
