@@ -4,22 +4,40 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from typing import Any, Optional, Sequence
 
+from sqlalchemy.exc import DBAPIError
+
 from lab.core.errors import BadInput
+from lab.core.paths import Home
+from lab.core.resources import ResourceExhausted
 from lab.core.events import Event
 from lab.core.paths import DEMO_STUDY
+from lab.core.text import escape_controls
 
 
-def _add_home(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--home", default=None, help="lab home (default: $NEURON_PILOT_HOME or the user data dir)")
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line, `error: what; how` (exit 2), like every bad input."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        hint = f"run `{self.prog} --help` for the usage"
+        print(f"error: {' '.join(message.split())}; {hint}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _add_home(p: argparse.ArgumentParser, root: bool = False) -> None:
+    # A subcommand's --home must not overwrite the root one (`neuron-pilot --home X status 1`):
+    # only the root parser has a default; a subcommand sets the value only when it is given.
+    p.add_argument("--home", default=None if root else argparse.SUPPRESS,
+                   help="lab home (default: $NEURON_PILOT_HOME or the user data dir)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="neuron-pilot", description="Staged pilot studies of language-specific neurons.")
-    _add_home(ap)
+    ap = OneLineParser(prog="neuron-pilot", description="Staged pilot studies of language-specific neurons.")
+    _add_home(ap, root=True)
     sub = ap.add_subparsers(dest="command")
     p = sub.add_parser("tui", help="open the terminal UI")
     p.add_argument("study", nargs="?")
@@ -89,17 +107,22 @@ class ProgressPrinter:
         print(f"{prefix} {ev.describe()}", file=self.stream, flush=True)
 
 
-def _store(args: argparse.Namespace, create: bool = True) -> Any:
+def _store(args: argparse.Namespace, create: bool = True, migrate: Optional[bool] = None) -> Any:
+    """The home's store. Readers (status, studies, export) pass create=False and never write to open it."""
     from lab.store import Store
 
-    return Store(args.home, create=create)
+    return Store(args.home, create=create, migrate=migrate)
 
 
 def cmd_new(args: argparse.Namespace) -> int:
-    from lab.core.paths import Home
     from lab.study.create import create_study, validate
 
+    from lab.core import faults
+    from lab.store.health import check_home
+
+    faults.set_stage("new")  # tests only: NEURON_PILOT_TEST_FAULT=dbfull:new
     home = Home(args.home)
+    check_home(home.root)
     validate(args.study_file, home.root)  # every check before the DB is even opened
     study = create_study(_store(args), args.study_file)
     print(study.id)
@@ -119,7 +142,7 @@ def _run(store: Any, study_ref: Any, until: Optional[str], headless: bool) -> in
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    return _run(_store(args, create=False), args.study, args.until, args.headless)
+    return _run(_store(args, create=False, migrate=True), args.study, args.until, args.headless)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -162,20 +185,21 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(data, indent=2, ensure_ascii=False))
         return 0
-    print(f"study {study.id}: {study.name}  (protocol {study.protocol}, model {study.model_id})")
+    print(f"study {study.id}: {escape_controls(study.name)}  (protocol {study.protocol}, "
+          f"model {escape_controls(study.model_id)})")
     if study.trust_remote_code:
         print("  trust_remote_code: ON (the study opted in to running the model's own code)")
     for st in data["stages"]:
         d = st["decision"]
-        dec = f"  decision: {d['verdict']} by {d['by']}" if d else ""
-        err = f"  ({st['error']})" if st["error"] and st["status"] != "done" else ""
+        dec = f"  decision: {d['verdict']} by {escape_controls(d['by'])}" if d else ""
+        err = f"  ({escape_controls(st['error'])})" if st["error"] and st["status"] != "done" else ""
         print(f"  {st['name']:<10} {st['status']:<12}{dec}{err}")
     print(f"verdict: {data['verdict']['decision']}")
     return 0
 
 
 def cmd_studies(args: argparse.Namespace) -> int:
-    store = _store(args)
+    store = _store(args, create=False)
     rows = []
     for s in store.studies():
         runs = store.stage_runs(s.id)
@@ -188,7 +212,8 @@ def cmd_studies(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2, ensure_ascii=False))
     else:
         for r in rows:
-            print(f"{r['id']:>4}  {r['name']:<28} {r['stage']:<10} {r['state']:<12} {r['model']}")
+            name, model = escape_controls(r["name"]), escape_controls(r["model"])
+            print(f"{r['id']:>4}  {name:<28} {r['stage']:<10} {r['state']:<12} {model}")
     return 0
 
 
@@ -197,8 +222,17 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     if (args.study is None) == (args.compare is None):
         raise BadInput("export needs either one STUDY or --compare S1 S2 ...; e.g. `neuron-pilot export 1 --format md`")
+    from lab.core import faults
+    from lab.core.artifacts import check_output_path
+
+    faults.set_stage("export")  # tests only: NEURON_PILOT_TEST_FAULT=enospc:export
     size = FullSize.stated_as(args.full_tokens, args.full_items)
     store = _store(args, create=False)
+    if args.output is not None:
+        out = check_output_path(args.output, store.home.root)
+        if args.format == "md" and out.exists() and not out.is_file():
+            raise BadInput(f"-o {args.output}: a Markdown export writes its charts into a folder beside the "
+                           f"file; give a file path, or use --format json, csv or html for a device")
     if args.compare is not None:
         path = write_comparison(store, [store.study(s) for s in args.compare], args.format, args.output, size)
     else:
@@ -208,7 +242,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_decide(args: argparse.Namespace) -> int:
-    store = _store(args, create=False)
+    store = _store(args, create=False, migrate=True)
     study = store.study(args.study)
     run = store.stage_run(study.id, args.stage)
     if run.state.value != "done":
@@ -246,16 +280,37 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 "export": cmd_export, "demo": cmd_demo, "bench": cmd_bench, "decide": cmd_decide}
     try:
         if args.command in (None, "tui"):
-            from lab.core.paths import Home
+            from lab.store.health import check_home
 
-            return _tui(Home(args.home).ensure().root, getattr(args, "study", None))
-        return handlers[args.command](args)
-    except BadInput as exc:
+            home = Home(args.home)
+            check_home(home.root)  # the app opens (and, for its new-study form, creates) the store
+            return _tui(home.root, getattr(args, "study", None))
+        code = handlers[args.command](args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handlers below, not at exit
+        return code
+    except BrokenPipeError:
+        return _stdout_closed()
+    except (BadInput, ResourceExhausted) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except DBAPIError as exc:  # an SQLite fault met after opening (locked, full, read-only, damaged)
+        from lab.store.health import explain
+
+        print(f"error: {explain(exc, Home(getattr(args, 'home', None)).root)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; running stages go on in their own processes — `neuron-pilot run` resumes", file=sys.stderr)
         return 130
+
+
+def _stdout_closed() -> int:
+    """The reader of our stdout went away (`status 1 | head -1`): stop quietly, as a pipe writer does."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # the interpreter's final flush then has nowhere to fail
+    except (OSError, ValueError):
+        pass
+    return 141
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Artifacts: atomic writes (temp file, fsync, rename, then the DB row), sha256, verified reads."""
+"""Artifacts and exports: atomic writes (temp file, fsync, rename), output-path guards, sha256, verified reads."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import errno
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -25,13 +26,65 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where Linux tells it (/proc), else by setting it back."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _parent_folder(path: Path) -> None:
+    """Create `path`'s folder; one line when a part of it is a file or cannot be made."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocker = next((p for p in [path.parent, *path.parent.parents] if p.exists() and not p.is_dir()), path.parent)
+        raise BadInput(f"cannot write {path}: {blocker} is a file, not a folder; give a path in a folder") from None
+    except OSError as exc:
+        raise BadInput(f"cannot create the folder {path.parent} ({exc.strerror}); check its permissions or "
+                       f"give another path") from None
+
+
 def atomic_write(path: Path, writer: Callable[[Path], None]) -> None:
-    """Call writer(tmp_path), fsync it, then rename over `path`: readers never see a half file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    """Call writer(tmp_path), fsync it, then rename over `path`: readers never see a half file.
+
+    A character device or a pipe (/dev/stdout) is written to directly, never renamed over; any other existing
+    path that is not a regular file (a folder, a FIFO, a socket, a block device) is refused. The file
+    gets the mode a plain open() would give it (0666 less the umask), or keeps an existing file's mode."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        mode = None
+    except NotADirectoryError:  # a part of the folder is a file: _parent_folder names it
+        mode = None
+    except OSError as exc:
+        raise BadInput(f"cannot write {path} ({exc.strerror}); give another path") from None
+    if mode is not None and (stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)):
+        writer(path)  # a terminal, /dev/null or a pipe (/dev/stdout): a stream, never renamed over
+        return
+    if mode is not None and not stat.S_ISREG(mode):
+        kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file"
+        raise BadInput(f"cannot write {path}: it is {kind}; give the path of a file")
+    _parent_folder(path)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    except OSError as exc:
+        if _disk_full(exc):
+            raise DiskFull(f"no space left on the device writing {path.name} in {path.parent}: free disk space "
+                           f"there, then try again") from exc
+        raise BadInput(f"cannot write in {path.parent} ({exc.strerror}); check the folder's permissions or "
+                       f"give another path") from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
+        os.chmod(tmp, stat.S_IMODE(mode) if mode is not None else 0o666 & ~_umask())
         writer(tmp)
         faults.artifact_written(path)  # tests only: a kill or a full disk here
         with open(tmp, "rb+") as fh:
@@ -48,6 +101,27 @@ def atomic_write(path: Path, writer: Callable[[Path], None]) -> None:
             raise DiskFull(f"no space left on the device writing {path.name} in {path.parent}: free disk space "
                            f"there, then try again (a stage run again resumes from its checkpoints)") from exc
         raise
+
+
+def check_output_path(raw: str | os.PathLike[str], home_root: Path) -> Path:
+    """A user-named output path (export -o) that cannot destroy stored work: refused inside the home's
+    store (lab.db and its WAL files), artifacts/ and logs/, symlinks resolved; a folder or any other
+    non-file that is not a character device is refused too (atomic_write says so)."""
+    path = Path(raw).expanduser()
+    try:
+        real = path.resolve()
+        home = home_root.resolve()
+    except (OSError, RuntimeError):
+        raise BadInput(f"-o {raw}: the path cannot be resolved (a symlink loop?); give another path") from None
+    protected = [home / "artifacts", home / "logs"]
+    if real.parent == home and real.name.startswith("lab.db"):
+        raise BadInput(f"-o {raw} is the lab's store ({real}); writing there would destroy the studies; "
+                       f"give a path outside the store, e.g. {home / 'exports' / path.name}")
+    for folder in protected:
+        if real == folder or real.is_relative_to(folder):
+            raise BadInput(f"-o {raw} is inside the lab's {folder.name}/ ({real}); writing there would "
+                           f"overwrite recorded work; give a path outside it, e.g. {home / 'exports' / path.name}")
+    return path
 
 
 def _disk_full(exc: BaseException) -> bool:

@@ -13,7 +13,9 @@ Spec (one fault per process; it fires only inside the stage it names, which the 
 - ``oom:<stage>:<n>`` — the n-th batch raises an out-of-memory error, once (CUDA's
   torch.OutOfMemoryError on a CUDA device, the CPU allocator's RuntimeError otherwise);
 - ``enospc:<stage>[:<n>]`` — the n-th artifact write raises OSError(ENOSPC) after writing part of
-  its temp file, once.
+  its temp file, once;
+- ``dbfull:<command>`` — lab.db may not grow by a single page (SQLite's own "database or disk is
+  full", as on a full disk); <command> is the CLI command that sets it as its stage (`new`, `export`).
 
 Counts are per process, so a resumed worker counts from zero again.
 """
@@ -56,12 +58,14 @@ def parse(spec: str) -> Fault:
             return Fault("kill", parts[1], parts[2], int(parts[3]) if len(parts) == 4 else 1)
         if kind == "oom" and len(parts) == 3:
             return Fault("oom", parts[1], "batch", int(parts[2]))
+        if kind == "dbfull" and len(parts) == 2:
+            return Fault("dbfull", parts[1], "db", 1)
         if kind == "enospc" and len(parts) in (2, 3):
             return Fault("enospc", parts[1], "artifact_write", int(parts[2]) if len(parts) == 3 else 1)
     except ValueError:
         pass
     raise ValueError(f"{FAULT_ENV}={spec!r} is not a fault spec: use kill:<stage>:<point>[:<n>] "
-                     f"(point: {', '.join(KILL_POINTS)}), oom:<stage>:<n> or enospc:<stage>[:<n>]")
+                     f"(point: {', '.join(KILL_POINTS)}), oom:<stage>:<n>, enospc:<stage>[:<n>] or dbfull:<command>")
 
 
 def armed() -> Optional[Fault]:
@@ -123,6 +127,14 @@ def artifact_written(path: Path) -> None:
         _die()
     if fault.kind == "enospc" and _reached(fault, "artifact_write"):
         raise OSError(errno.ENOSPC, f"No space left on device (injected by {FAULT_ENV})", str(path))
+
+
+def db_connected(cursor: Any) -> None:
+    """Called on every new lab.db connection: the dbfull fault caps the file at its current size."""
+    fault = armed()
+    if fault is not None and fault.kind == "dbfull":
+        pages = cursor.execute("PRAGMA page_count").fetchone()[0]
+        cursor.execute(f"PRAGMA max_page_count={max(1, int(pages))}")
 
 
 def oom_error(device: Any = None) -> RuntimeError:

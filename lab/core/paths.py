@@ -18,8 +18,12 @@ def resolve_home(home: str | os.PathLike[str] | None = None) -> Path:
     """--home, else $NEURON_PILOT_HOME, else the user data dir."""
     if home is None:
         home = os.environ.get("NEURON_PILOT_HOME") or platformdirs.user_data_dir("neuron-pilot")
-    path = Path(home).expanduser().resolve()
-    return path
+    try:
+        return Path(home).expanduser().resolve()
+    except (RuntimeError, OSError):  # a symlink loop (RuntimeError before Python 3.13, OSError after)
+        from lab.core.errors import BadInput
+
+        raise BadInput(f"--home {home} is a symlink loop or cannot be resolved; point --home at a real folder") from None
 
 
 class Home:

@@ -11,17 +11,18 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Sequence
 
 from sqlalchemy import Engine, event, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, SQLModel, create_engine, select
 
 from lab.core import faults
 from lab.core.errors import BadInput
 from lab.core.paths import Home
+from lab.store import health
+from lab.store.leases import LeaseMixin, pid_alive
 from lab.store.tables import (
     Artifact,
     Decision,
-    Lease,
     LogLine,
     Metric,
     StageRun,
@@ -31,6 +32,15 @@ from lab.store.tables import (
 )
 
 BUSY_TIMEOUT_MS = 30_000
+TIMEOUT_ENV = "NEURON_PILOT_DB_TIMEOUT_S"  # how long a command waits for a locked lab.db (default 30 s)
+
+
+def busy_timeout_ms() -> int:
+    raw = os.environ.get(TIMEOUT_ENV)
+    try:
+        return BUSY_TIMEOUT_MS if raw is None else max(0, int(float(raw) * 1000))
+    except ValueError:
+        raise BadInput(f"{TIMEOUT_ENV}={raw!r} is not a number of seconds; set it to e.g. 30") from None
 STALE_HEARTBEAT = dt.timedelta(seconds=30)
 
 
@@ -46,49 +56,75 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 def _on_connect(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
-    cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cur.execute(f"PRAGMA busy_timeout={busy_timeout_ms()}")
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA synchronous=NORMAL")
+    faults.db_connected(cur)  # tests only: a full disk for lab.db
     cur.close()
 
 
 def make_engine(path: Path) -> Engine:
     engine = create_engine(
         f"sqlite:///{path}",
-        connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+        connect_args={"timeout": busy_timeout_ms() / 1000, "check_same_thread": False},
     )
     event.listen(engine, "connect", _on_connect)
     return engine
 
 
-def pid_alive(pid: Optional[int]) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie (exited, not yet reaped) still answers kill(0); treat it as dead.
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
-class Store:
+class Store(LeaseMixin):
     """All reads and writes of lab.db go through here."""
 
-    def __init__(self, home: Home | str | os.PathLike[str] | None = None, *, create: bool = True) -> None:
+    def __init__(self, home: Home | str | os.PathLike[str] | None = None, *, create: bool = True,
+                 migrate: Optional[bool] = None) -> None:
+        """Open the home's store. `create`: make lab.db if there is none (only `new`, `demo` and the TUI
+        do); `migrate` (default: `create`): bring an older schema up to date. A reader (both False)
+        writes nothing to open a store and says what is missing instead. Every fault of the home or
+        of lab.db is a one-line BadInput raised here, before anything is written."""
         self.home = home if isinstance(home, Home) else Home(home)
-        if not create and not self.home.db.exists():
-            raise BadInput(f"no lab database at {self.home.db}; create a study first with `neuron-pilot new STUDY.toml --home {self.home.root}`")
-        self.home.ensure()
-        self.engine = make_engine(self.home.db)
-        self._migrate()
+        migrate = create if migrate is None else migrate
+        root, db = self.home.root, self.home.db
+        health.check_home(root, must_exist=not create)
+        existed = db.exists()
+        if not existed and not create:
+            raise health.missing_store(root)
+        if (create or migrate) and root.exists():
+            health.check_writable(root)
+        version = health.schema_version(db) if existed else None
+        if version is not None and version > SCHEMA_VERSION:
+            raise BadInput(
+                f"lab database {db} has schema version {version}, newer than this neuron-pilot understands "
+                f"({SCHEMA_VERSION}); upgrade neuron-pilot or use another --home")
+        if not migrate and version != SCHEMA_VERSION:
+            if version is None:
+                raise BadInput(f"{db} holds no neuron-pilot store (no schema); create a study with "
+                               f"`neuron-pilot new STUDY.toml` in another --home, or move the file away")
+            raise BadInput(f"lab database {db} has schema version {version}, older than this neuron-pilot's "
+                           f"({SCHEMA_VERSION}); run `neuron-pilot run STUDY --home {root}` once to upgrade it")
+        made = [p for p in (root, self.home.artifacts, self.home.exports, self.home.logs) if not p.exists()]
+        if create or migrate:
+            try:
+                self.home.ensure()
+            except OSError as exc:
+                raise BadInput(f"cannot create the lab home {root} ({exc.strerror}); check the folder's "
+                               f"permissions and free space, or use another --home") from None
+        self.engine = make_engine(db)
+        if migrate and version != SCHEMA_VERSION:
+            try:
+                self._migrate()
+            except (BadInput, DBAPIError) as exc:
+                error = exc if isinstance(exc, BadInput) else health.explain(exc, root)
+                self.engine.dispose()
+                if not existed:  # no partial schema: a store we were creating goes away entirely
+                    for name in health.STORE_FILES:
+                        (root / name).unlink(missing_ok=True)
+                    for folder in reversed(made):
+                        try:
+                            folder.rmdir()
+                        except OSError:
+                            pass
+                raise error from None
 
     # ---- schema -------------------------------------------------------------------------------
     def _migrate(self) -> None:
@@ -346,46 +382,6 @@ class Store:
                 q = q.where(LogLine.stage == stage)
             rows = list(s.exec(q.order_by(LogLine.id.desc()).limit(limit)))  # type: ignore[union-attr]
         return rows[::-1]
-
-    # ---- leases -------------------------------------------------------------------------------
-    def acquire_lease(self, study_id: int, holder: str, ttl: dt.timedelta = dt.timedelta(seconds=60)) -> None:
-        """Take the study's runner lease or raise BadInput naming who holds it."""
-        try:
-            self._acquire_lease(study_id, holder, ttl)
-        except IntegrityError:  # another runner inserted its lease between our read and our write
-            self._acquire_lease(study_id, holder, ttl)
-
-    def _acquire_lease(self, study_id: int, holder: str, ttl: dt.timedelta) -> None:
-        host = socket.gethostname()
-        now = utcnow()
-        with self.engine.begin() as conn:
-            row = conn.execute(text("SELECT holder, pid, host, expires_at FROM lease WHERE study_id=:s"),
-                               {"s": study_id}).first()
-            if row is not None:
-                expires = row.expires_at if isinstance(row.expires_at, dt.datetime) else dt.datetime.fromisoformat(str(row.expires_at))
-                alive = expires > now and (row.host != host or pid_alive(row.pid))
-                if alive and not (row.host == host and row.pid == os.getpid()):
-                    raise BadInput(
-                        f"study {study_id} is being run by {row.holder} (pid {row.pid} on {row.host}); "
-                        f"wait for it to finish or stop it, then run again")
-                conn.execute(text("DELETE FROM lease WHERE study_id=:s"), {"s": study_id})
-            conn.execute(text("INSERT INTO lease(study_id, holder, pid, host, acquired_at, expires_at) "
-                              "VALUES(:s, :h, :p, :o, :a, :e)"),
-                         {"s": study_id, "h": holder, "p": os.getpid(), "o": host, "a": now, "e": now + ttl})
-
-    def renew_lease(self, study_id: int, ttl: dt.timedelta = dt.timedelta(seconds=60)) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(text("UPDATE lease SET expires_at=:e WHERE study_id=:s AND pid=:p"),
-                         {"e": utcnow() + ttl, "s": study_id, "p": os.getpid()})
-
-    def release_lease(self, study_id: int) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(text("DELETE FROM lease WHERE study_id=:s AND pid=:p"), {"s": study_id, "p": os.getpid()})
-
-    def lease(self, study_id: int) -> Optional[Lease]:
-        with self.session() as s:
-            return s.get(Lease, study_id)
-
 
 def _opt_float(v: Any) -> Optional[float]:
     return None if v is None else float(v)

@@ -182,7 +182,7 @@ def test_bad_input_exits_2_with_one_line(made: dict[str, Any], tmp_path: Path) -
                    "--until 'nosuchstage' is not a stage of protocol lsn-staged", "criteria, model")
     one_line_error(cli("run", "42", "--headless", "--home", home), "no study '42'")
     one_line_error(cli("export", "nope", "--format", "json", "--home", home), "no study 'nope'")
-    one_line_error(cli("status", "1", "--home", str(tmp_path / "empty")), "no lab database")
+    one_line_error(cli("status", "1", "--home", str(tmp_path / "empty")), "no neuron-pilot store in")
     store = Store(made["home"], create=False)
     assert len(store.studies()) == 1 and store.lease(1) is None
 

@@ -104,7 +104,7 @@ def test_migrations_run_in_order_once(tmp_path: Path, monkeypatch: pytest.Monkey
 
 
 def test_missing_db_is_bad_input_when_not_creating(tmp_path: Path) -> None:
-    with pytest.raises(BadInput, match="no lab database"):
+    with pytest.raises(BadInput, match="no neuron-pilot store in"):
         Store(tmp_path / "nowhere", create=False)
     assert not (tmp_path / "nowhere" / "lab.db").exists()
 
