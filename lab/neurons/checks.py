@@ -30,12 +30,14 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 import torch
 from torch import nn
 
-from lab.neurons.activations import ActivationStats, StatsCheckpoint, collect_stats
+from lab.neurons.activations import ActivationStats
+from lab.neurons.collect import StatsCheckpoint, collect_stats
 from lab.model.adapters import ArchitectureAdapter
 from lab.inputs.corpus import BlockFeed, corpus_feed
-from lab.core.errors import BadInput
-from lab.neurons.identify import NeuronSets, identify, jaccard, random_like
+from lab.core.errors import BadInput, StageFailed
+from lab.neurons.identify import TWO_SAMPLE_METHODS, NeuronSets, identify, jaccard, random_like
 from lab.neurons.interventions import LayerNeurons, intervene, neurons_by_layer
+from lab.neurons.ppl_interval import OverControl, increase_over_control
 
 # A held-out text as blocks of token ids (1-D LongTensors; lengths may differ).
 Blocks = Sequence[torch.Tensor]
@@ -53,10 +55,10 @@ HALF_SALT = "reproduce/half"  # random_like salt of the half controls: f"{HALF_S
 def split_point(n_tokens: int, block_size: int, method: str) -> int:
     """Tokens in half 1: the first ⌊n_blocks/2⌋ whole blocks; half 2 is the rest (disjoint).
 
-    Each half must hold as many blocks as the method needs on its own (act_prob_90p splits every
+    Each half must hold as many blocks as the method needs on its own (act_prob_90p_published splits every
     language's blocks again into a threshold and a score sample)."""
     n_blocks = -(-n_tokens // block_size)
-    per_half = 2 if method == "act_prob_90p" else 1
+    per_half = 2 if method in TWO_SAMPLE_METHODS else 1
     if n_blocks // 2 < per_half:
         need = 2 * per_half * block_size
         raise BadInput(f"split-half stability needs at least {2 * per_half} blocks per language for {method}, but "
@@ -163,10 +165,13 @@ class Stability:
 
 @dataclass(frozen=True)
 class Score:
-    """Summed token NLL (nats) over `tokens` predicted tokens."""
+    """Summed token NLL (nats) over `tokens` predicted tokens, and the same per block (in block order),
+    so that a block bootstrap can resample blocks."""
 
     nll_sum: float
     tokens: int
+    block_nll: tuple[float, ...] = ()
+    block_tokens: tuple[int, ...] = ()
 
     @property
     def nll(self) -> float:
@@ -176,12 +181,17 @@ class Score:
     def ppl(self) -> float:
         return math.exp(self.nll) if self.tokens else float("nan")
 
-    def to_json(self) -> list[float]:
-        return [self.nll_sum, self.tokens]
+    def to_json(self) -> list[Any]:
+        return [self.nll_sum, self.tokens, list(self.block_nll), list(self.block_tokens)]
 
     @classmethod
-    def from_json(cls, obj: Sequence[float]) -> "Score":
-        return cls(float(obj[0]), int(obj[1]))
+    def from_json(cls, obj: Sequence[Any]) -> "Score":
+        blocks = (tuple(float(x) for x in obj[2]), tuple(int(x) for x in obj[3])) if len(obj) >= 4 else ((), ())
+        return cls(float(obj[0]), int(obj[1]), *blocks)
+
+
+class NonFiniteScore(StageFailed):
+    """The model produced NaN or infinite logits or losses while scoring: never a score, always a stop."""
 
 
 def _batches(blocks: Blocks, batch_size: int) -> Iterable[list[torch.Tensor]]:
@@ -193,14 +203,17 @@ def _batches(blocks: Blocks, batch_size: int) -> Iterable[list[torch.Tensor]]:
 
 @torch.inference_mode()
 def score_blocks(model: nn.Module, blocks: Blocks, *, batch_size: int = 8,
-                 device: Optional[torch.device] = None) -> Score:
-    """Next-token NLL of every block, summed in float64. Blocks shorter than the longest in a batch are
-    right-padded and the padding is masked out of both attention and loss, so the scored token ids
-    depend only on the blocks — never on an intervention."""
+                 device: Optional[torch.device] = None, where: str = "") -> Score:
+    """Next-token NLL of every block, summed in float64 (in total and per block). Blocks shorter than the
+    longest in a batch are right-padded and the padding is masked out of both attention and loss, so
+    the scored token ids depend only on the blocks — never on an intervention.
+
+    Non-finite logits or losses raise NonFiniteScore naming `where` (pass and language) and the batch."""
     device = device or next(model.parameters()).device
-    total = 0.0
-    count = 0
-    for batch in _batches(blocks, batch_size):
+    per_block: list[float] = []
+    counts: list[int] = []
+    batches = list(_batches(blocks, batch_size))
+    for k, batch in enumerate(batches, start=1):
         lengths = [int(b.numel()) for b in batch]
         width = max(lengths)
         ids = torch.zeros(len(batch), width, dtype=torch.long)
@@ -212,11 +225,22 @@ def score_blocks(model: nn.Module, blocks: Blocks, *, batch_size: int = 8,
         logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
         target = ids[:, 1:]
         keep = mask[:, 1:].bool()
+        _finite(torch.isfinite(logits).all(dim=-1), keep, "logits", where, k, len(batches))
         nll = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1),
                                                 reduction="none").reshape(target.shape)
-        total += float(nll[keep].double().sum())
-        count += int(keep.sum())
-    return Score(total, count)
+        _finite(torch.isfinite(nll), keep, "losses", where, k, len(batches))
+        per_block += nll.double().masked_fill(~keep, 0.0).sum(dim=1).tolist()
+        counts += keep.sum(dim=1).tolist()
+    return Score(math.fsum(per_block), sum(counts), tuple(per_block), tuple(int(c) for c in counts))
+
+
+def _finite(ok: torch.Tensor, keep: torch.Tensor, what: str, where: str, batch: int, batches: int) -> None:
+    bad = int((~ok & keep).sum())
+    if bad:
+        raise NonFiniteScore(f"non-finite {what} (NaN or inf) at {bad} scored token(s) in the perplexity pass "
+                             f"{where or '(unnamed)'}, batch {batch} of {batches}; nothing was scored as a loss — "
+                             f"the model is numerically unstable at this dtype: load it in float32 (or bfloat16) "
+                             f"and check its weights")
 
 
 # ---- the perplexity-change matrix ----------------------------------------------------------------
@@ -262,6 +286,30 @@ class PPXC:
             floor = CONTROL_FLOOR * self.baseline[b].ppl
             out[b] = ident[j][j] / max(ctrl[j][j], floor)
         return out
+
+    def over_control(self, lang: str, *, confidence: float, seed: int) -> OverControl:
+        """Language `lang`'s own-set PPL increase minus its control's, with a paired block bootstrap CI."""
+        base, off, ctrl = self.baseline[lang], self.identified[lang][lang], self.control[lang][lang]
+        if not base.block_tokens or not (base.block_tokens == off.block_tokens == ctrl.block_tokens):
+            raise ValueError(f"per-block scores of {lang} are missing or differ between passes; rerun the stage fresh")
+        return increase_over_control(base.block_tokens, base.block_nll, off.block_nll, ctrl.block_nll,
+                                     confidence=confidence, seed=seed)
+
+    def blocks_json(self) -> dict[str, Any]:
+        """ppxc_blocks.json: every pass's summed NLL per held-out block, for block bootstraps."""
+        keys = pass_keys(self.languages)
+        grids = {"baseline": {"": self.baseline}, "identified": self.identified, "control": self.control}
+        passes = {}
+        for key in keys:
+            cond, _, a = key.partition(":")
+            row = grids[cond][a] if a else grids[cond][""]
+            passes[key] = {b: list(row[b].block_nll) for b in self.languages}
+        return {"languages": list(self.languages),
+                "block_tokens": {b: list(self.baseline[b].block_tokens) for b in self.languages},
+                "block_nll_sum": passes,
+                "convention": "block_nll_sum[pass][B][i] = summed next-token NLL (nats) of held-out block i of "
+                              "language B in that pass ('baseline', 'identified:A' = A's neurons off, 'control:A' "
+                              "= A's random control off); block_tokens[B][i] = its predicted tokens"}
 
     def to_json(self) -> dict[str, Any]:
         """ppxc.json (DESIGN.md) plus NLL deltas, token counts and the diagnostics derived from them."""
@@ -316,7 +364,8 @@ def compute_ppxc(model: nn.Module, adapter: ArchitectureAdapter, heldout: Mappin
             cond, _, a = key.partition(":")
             neurons: LayerNeurons = sets[cond][a] if a else {}
             with intervene(model, adapter, neurons, "zero"):
-                results[key] = {b: score_blocks(model, heldout[b], batch_size=batch_size) for b in languages}
+                results[key] = {b: score_blocks(model, heldout[b], batch_size=batch_size,
+                                                where=f"'{key}' (condition) on language {b}") for b in languages}
         if on_pass is not None:
             on_pass(i + 1, len(keys), key, results[key])
     return PPXC(

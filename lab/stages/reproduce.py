@@ -3,24 +3,31 @@
 Passes, in order, each checkpointed when it finishes (so an interrupted stage resumes after it):
 ``half1`` and ``half2`` (the identify stage's statistics pass over each half of the identification
 corpus, then its method), then the PPXC passes of lab.neurons.checks.pass_keys over the held-out text.
-Writes ``stability.json`` and ``ppxc.json``; metric names and conventions are in docs/reproduce.md.
+Then the own-language perplexity increase over the random control per language, with a paired block
+bootstrap interval (lab.neurons.ppl_interval). Writes ``stability.json``, ``ppxc.json`` and
+``ppxc_blocks.json`` (per-block NLL of every pass); metric names and conventions are in docs/reproduce.md.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from lab.core import faults
-from lab.neurons.activations import ActivationStats, StatsCheckpoint, feeds_fingerprint
+from lab.neurons.activations import ActivationStats
+from lab.neurons.collect import StatsCheckpoint, feeds_fingerprint
 from lab.core.artifacts import atomic_write, atomic_write_json
 from lab.neurons.checks import (PPXC, Score, Stability, compute_ppxc, corpus_halves, half_bins, half_controls, half_stats,
                         identify_half, pass_keys)
 from lab.inputs.corpus import heldout_blocks, heldout_folder
 from lab.core.errors import BadInput
-from lab.neurons.identify import params_for
+from lab.neurons.identify import params_for, stored_method
+from lab.neurons.ppl_interval import RESAMPLES, OverControl
+from lab.gates.base import criteria_for
+from lab.gates.intervals import bonferroni_confidence
 from lab.model.loading import LoadedModel, load_for_stage
 from lab.core.resources import run_halving
 from lab.stages import STAGES
@@ -28,6 +35,7 @@ from lab.stages.context import StageContext
 
 
 PPXC_BATCHES = "ppxc_scoring"  # what lab.core.resources halves in the perplexity passes
+DEFAULT_CONFIDENCE = 0.95  # when the protocol has no `confidence` criteria key
 
 
 def _digest(obj: Any) -> str:
@@ -92,7 +100,8 @@ def _heldout(ctx: StageContext, tokenizer: Any, languages: list[str]) -> dict[st
 
 
 class PassCheckpoint:
-    """Finished PPXC passes as JSON (key → {language: [nll_sum, tokens]}), valid for one fingerprint."""
+    """Finished PPXC passes as JSON (key → {language: Score.to_json()}, per-block sums included), valid for
+    one fingerprint."""
 
     def __init__(self, path: Path, fingerprint: str) -> None:
         self.path, self.fingerprint = path, fingerprint
@@ -129,6 +138,21 @@ def _ppxc_rows(r: PPXC) -> list[dict[str, Any]]:
     return rows
 
 
+def _over_rows(over: dict[str, OverControl]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for b, o in over.items():
+        rows.append(dict(name="ppl_increase_over_control", language=b, condition="identified", value=o.value_pct,
+                         ci_low=o.ci_low, ci_high=o.ci_high, n=o.blocks))
+        rows.append(dict(name="ppl_increase_pct", language=b, condition="identified", value=o.identified_pct,
+                         n=o.tokens))
+        rows.append(dict(name="ppl_increase_pct", language=b, condition="control", value=o.control_pct, n=o.tokens))
+    return rows
+
+
+def _lang_seed(seed: int, lang: str) -> int:
+    return zlib.crc32(f"{seed}/reproduce/bootstrap/{lang}".encode())
+
+
 @STAGES.register("reproduce")
 def run(ctx: StageContext) -> None:
     cfg = ctx.cfg
@@ -136,7 +160,7 @@ def run(ctx: StageContext) -> None:
     languages: list[str] = list(cfg["languages"]["all"])
     neurons = ctx.read_json("identify", "neurons.json")
     control = ctx.read_json("identify", "control.json")
-    method = str(neurons["method"])
+    method = stored_method(neurons)  # an unversioned act_prob_90p ran the published method
     params = params_for(method, ident)
     full, full_control = neurons["languages"], control["languages"]
     folder = heldout_folder(cfg)  # a missing held-out folder is the user's to fix, before the model loads
@@ -175,7 +199,8 @@ def run(ctx: StageContext) -> None:
     # 2. the perplexity-change matrix on held-out text
     data_fp = _digest({lang: [b.tolist() for b in bl] for lang, bl in heldout.items()})
     cp = PassCheckpoint(ctx.checkpoint_dir / "ppxc_passes.json",
-                        _digest({**fingerprint, "heldout": data_fp, "identified": full, "control": full_control}))
+                        _digest({**fingerprint, "heldout": data_fp, "identified": full, "control": full_control,
+                                 "scores": "per-block"}))
     done = cp.load()
     if done:
         ctx.log(f"resuming the perplexity-change matrix after {len(done)} finished pass(es)")
@@ -196,12 +221,24 @@ def run(ctx: StageContext) -> None:
                                 batch_size=size, done=done, on_pass=on_pass)
 
     result = run_halving(scored, int(ident["batch_size"]), PPXC_BATCHES, device=loaded.device)
-    ctx.write_json("ppxc.json", result.to_json())
-    ctx.metrics(_ppxc_rows(result))
 
-    targets = cfg["languages"]["targets"]
+    # 3. own-language increase over the control, with a paired block bootstrap interval per language
+    targets = list(cfg["languages"]["targets"])
+    family = float(criteria_for(ctx.study, ctx.protocol).get("confidence", DEFAULT_CONFIDENCE))
+    level = bonferroni_confidence(family, len(targets))  # the reproduce gate reads them at this level
+    over = {b: result.over_control(b, confidence=level, seed=_lang_seed(ctx.seed, b)) for b in languages}
+    ctx.write_json("ppxc_blocks.json", result.blocks_json())
+    ctx.write_json("ppxc.json", {**result.to_json(), "increase_over_control": {b: o.to_json() for b, o in over.items()},
+                                 "interval": {"method": "paired percentile block bootstrap (scipy.stats.bootstrap)",
+                                              "resamples": RESAMPLES, "confidence": level, "family_confidence": family,
+                                              "multiplicity": "bonferroni", "family": targets}})
+    ctx.metrics(_ppxc_rows(result) + _over_rows(over))
+
     pairs = stability.pairs()
-    dom = result.diagonal_dominant()
-    ratio = result.control_ratio()
     ctx.log("; ".join(f"{t}: stability {pairs[t]['identified'][0]:.2f} (control {pairs[t]['control'][0]:.2f}), "
-                      f"own set hurts most: {'yes' if dom[t] else 'no'}, x{ratio[t]:.2f} vs control" for t in targets))
+                      f"own PPL {over[t].identified_pct:+.2f}% vs control {over[t].control_pct:+.2f}%: "
+                      f"{over[t].value_pct:+.2f}% [{_fmt(over[t].ci_low)}, {_fmt(over[t].ci_high)}]" for t in targets))
+
+
+def _fmt(x: Optional[float]) -> str:
+    return "—" if x is None else f"{x:+.2f}%"

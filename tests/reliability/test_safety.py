@@ -177,8 +177,7 @@ bootstrap = 100
 [criteria]
 min_neurons_per_target = 0
 min_median_stability = 0.0
-min_diagonal_share = 0.0
-min_control_ratio = -1000.0
+min_ppl_increase_over_control = -1000.0
 min_gain_points = -1000.0
 require_ci_above_zero = false
 require_beats_control = false

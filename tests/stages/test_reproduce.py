@@ -122,6 +122,40 @@ def test_padding_is_masked_out_of_the_score(tiny, tiny_heldout) -> None:
     assert together.nll_sum == pytest.approx(sum(s.nll_sum for s in alone), rel=1e-5)
 
 
+def test_per_block_scores_add_up_and_follow_block_order(tiny, tiny_heldout) -> None:
+    model, _ = tiny
+    blocks = tiny_heldout["en"]
+    s = score_blocks(model, blocks, batch_size=3)
+    assert s.block_tokens == tuple(len(b) - 1 for b in blocks)
+    alone = [score_blocks(model, [b], batch_size=1) for b in blocks]
+    assert s.block_nll == pytest.approx([a.nll_sum for a in alone], rel=1e-5)
+    assert s.nll_sum == pytest.approx(sum(s.block_nll), rel=1e-12)
+    assert Score.from_json(json.loads(json.dumps(s.to_json()))) == s
+
+
+def test_non_finite_logits_stop_the_pass_naming_condition_language_and_batch(tiny, tiny_heldout) -> None:
+    from lab.neurons.checks import NonFiniteScore
+
+    model, _ = tiny
+    calls = []
+
+    def poison(_m, _a, out):  # the second batch of every scoring call gets a NaN logit
+        calls.append(1)
+        if len(calls) == 2:
+            out = out.clone()
+            out[0, 1, 3] = float("nan")
+            return out
+
+    handle = model.lm_head.register_forward_hook(poison)
+    try:
+        with pytest.raises(NonFiniteScore, match=r"non-finite logits .* pass 'baseline' \(condition\) on language "
+                                                 r"en, batch 2 of 2"):
+            compute_ppxc(model, adapter_for(model), tiny_heldout, {k: [] for k in tiny_heldout},
+                         {k: [] for k in tiny_heldout}, batch_size=2)
+    finally:
+        handle.remove()
+
+
 def test_every_pass_scores_the_same_token_ids(tiny, tiny_heldout) -> None:
     model, _ = tiny
     adapter = adapter_for(model)
@@ -168,6 +202,27 @@ def test_ppxc_is_diagonal_dominant_for_hand_built_language_neurons(hand_model) -
     swapped = compute_ppxc(hand_model, adapter_for(hand_model), heldout, {"xx": [[0, 1]], "yy": [[0, 0]]}, control)
     assert swapped.diagonal_dominant() == {"xx": False, "yy": False}
     assert all(v < 1.0 for v in swapped.control_ratio().values())  # below any sensible gate
+
+
+def test_own_neurons_raise_perplexity_over_the_control_with_an_interval(hand_model) -> None:
+    """The hand-built language neurons raise their own language's perplexity far above a random set of
+    the same size; the swapped sets do not. Both come with a block bootstrap interval."""
+    heldout = {"xx": lang_blocks(X_IDS, 12, 16, 40), "yy": lang_blocks(Y_IDS, 12, 16, 41)}
+    control = {"xx": [[0, 3]], "yy": [[0, 3]]}
+    r = compute_ppxc(hand_model, adapter_for(hand_model), heldout, {"xx": [[0, 0]], "yy": [[0, 1]]}, control)
+    for lang in ("xx", "yy"):
+        o = r.over_control(lang, confidence=0.95, seed=0)
+        assert o.blocks == 12 and o.tokens == 12 * 15
+        assert o.control_pct == 0.0  # the never-firing neuron: nothing changes
+        assert o.value_pct == pytest.approx(100 * (r.identified[lang][lang].ppl / r.baseline[lang].ppl - 1))
+        assert o.ci_low is not None and o.ci_low <= o.value_pct <= o.ci_high and o.ci_low > 10
+    swapped = compute_ppxc(hand_model, adapter_for(hand_model), heldout, {"xx": [[0, 1]], "yy": [[0, 0]]}, control)
+    for lang in ("xx", "yy"):
+        assert swapped.over_control(lang, confidence=0.95, seed=0).ci_high < 1.0
+    blocks = json.loads(json.dumps(r.blocks_json()))
+    assert list(blocks["block_nll_sum"]) == pass_keys(["xx", "yy"])
+    assert blocks["block_tokens"]["xx"] == [15] * 12
+    assert sum(blocks["block_nll_sum"]["identified:yy"]["yy"]) == pytest.approx(r.identified["yy"]["yy"].nll_sum)
 
 
 def test_ppxc_json_follows_the_contract(hand_model) -> None:
@@ -354,7 +409,7 @@ def test_pass_checkpoint_is_ignored_when_the_inputs_changed(tmp_path: Path) -> N
 
 
 def test_lape_halves_may_use_coarse_histograms_without_changing_the_sets(hand_model) -> None:
-    from lab.neurons.activations import collect_stats
+    from lab.neurons.collect import collect_stats
     from lab.neurons.checks import half_bins, identify_half
     from lab.inputs.corpus import BlockFeed
 
