@@ -44,7 +44,8 @@ from typing import Any, Callable, Optional, Sequence
 import torch
 from torch import nn
 
-from lab.neurons.activations import Accumulators, BinLayout, StatsHooks, collect_stats, forward_layers
+from lab.neurons.collect import collect_stats, forward_layers
+from lab.neurons.statistics import Accumulators, BinLayout, StatsHooks
 from lab.inputs.corpus import BlockFeed
 from lab.neurons.interventions import intervene
 
@@ -236,7 +237,7 @@ def run_bench(args: argparse.Namespace) -> int:
 
 def _probe(model_dir: str, tokens: int, corpus: str) -> dict[str, Any]:
     """In this (fresh) process: one real statistics pass over `tokens` tokens, then peak RSS."""
-    from lab.neurons.activations import collect_stats
+    from lab.neurons.collect import collect_stats
     from lab.inputs.corpus import corpus_feed
     from lab.model.loading import load_model
 

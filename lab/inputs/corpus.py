@@ -23,12 +23,17 @@ The token stream of a language
     3. Each document plus its line break (``text + "\\n"``, as it stood in the file) is tokenised with
        ``add_special_tokens=False``; any special-token id that still appears (e.g. a literal
        ``</s>`` in the text) is dropped. The ids of consecutive documents are concatenated.
-    4. The stream is cut into blocks of ``block_size`` tokens.
+    4. The stream is cut into blocks of ``block_size`` tokens. With a BOS id (``bos_id(tokenizer)``:
+       the tokenizer's ``bos_token_id`` when it has one) every block is ``[BOS] + block_size − 1``
+       text tokens, so a block is never longer than ``block_size`` and position 0 always holds the
+       same token, whatever text the block boundary falls on. The BOS is not a stream token:
+       ``n_tokens`` and ``skip_tokens`` count text tokens only, and statistics leave position 0 out.
 
-``token_blocks(tokenizer, source, lang, n_tokens, block_size, seed, skip_tokens=0)``
+``token_blocks(tokenizer, source, lang, n_tokens, block_size, seed, skip_tokens=0, bos=None)``
     Yields 1-D int64 tensors covering stream positions ``[skip_tokens, skip_tokens + n_tokens)``:
-    exactly ``n_tokens`` tokens, every block ``block_size`` long except possibly the last. When the
-    stream ends first it raises BadInput naming the language and how many tokens it has.
+    exactly ``n_tokens`` text tokens, every block ``block_size`` long (BOS included) except possibly
+    the last. When the stream ends first it raises BadInput naming the language and how many tokens
+    it has.
     ``skip_tokens`` lets callers take disjoint samples of one stream, e.g. two halves::
 
         half = (n_blocks // 2) * block_size
@@ -39,10 +44,11 @@ The token stream of a language
     The same stream as a restartable object: ``feed.open(skip_blocks)`` starts at any block, which
     is how an interrupted statistics pass resumes (skipping re-tokenises the skipped documents,
     cheap next to a forward pass). ``BlockFeed.from_blocks`` wraps blocks already in memory.
+    ``corpus_feed`` adds the tokenizer's BOS (``with_bos=True``); ``feed.bos`` records it.
 
 ``heldout_blocks(tokenizer, folder, lang, n_tokens, block_size)``
     Held-out text (``[corpus] heldout``, same file formats) read in file order — it is scored, not
-    sampled — as a list of blocks (it is small). ``heldout_folder(cfg)`` finds the folder.
+    sampled — as a list of blocks (it is small), each starting with the tokenizer's BOS as above. ``heldout_folder(cfg)`` finds the folder.
 
 ``check_budget(tokenizer, source_spec, languages, n_tokens)`` counts tokens up to the budget for
 every language before compute starts (tokenising is far cheaper than a forward pass).
@@ -54,7 +60,6 @@ import hashlib
 import json
 import os
 import random
-import re
 from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,24 +69,12 @@ if TYPE_CHECKING:  # torch loads only where blocks are built, so `new` can check
     import torch
 
 from lab.core.errors import BadInput
+from lab.inputs.hub import HF_PREFIX, HubSpec, hub_documents, parse_hub_spec
 
-HF_PREFIX = "hf:"
-HF_SHUFFLE_BUFFER = 10_000
 TOKENIZE_CHUNK = 64  # documents per tokenizer call (fast tokenizers batch well)
-_HF_SPEC = re.compile(r"^(?P<name>[^:@]+)(?::(?P<config>[^@]+))?(?:@(?P<split>.+))?$")
 
 
 # ---- where a language's text lives ---------------------------------------------------------------
-
-@dataclass(frozen=True)
-class HubSpec:
-    """A hub dataset: ``hf:DATASET[:CONFIG][@SPLIT]`` resolved for one language."""
-
-    name: str
-    config: Optional[str]
-    split: str = "train"
-    field: str = "text"
-
 
 @dataclass(frozen=True)
 class TextSource:
@@ -97,21 +90,6 @@ class TextSource:
             cfg = f" ({self.hub.config})" if self.hub.config else ""
             return f"hub dataset {self.hub.name}{cfg}"
         return str(self.path)
-
-
-def parse_hub_spec(spec: str, lang: str) -> HubSpec:
-    """``hf:DATASET[:CONFIG][@SPLIT]`` with ``{lang}`` placeholders → HubSpec for `lang`."""
-    body = spec[len(HF_PREFIX):] if spec.startswith(HF_PREFIX) else spec
-    m = _HF_SPEC.match(body.strip())
-    if not m or not m.group("name").strip():
-        raise BadInput(f"corpus path {spec!r} is not a hub dataset spec; write hf:DATASET[:CONFIG][@SPLIT], "
-                       f"e.g. hf:wikimedia/wikipedia:20231101.{{lang}}")
-    name = m.group("name").strip().replace("{lang}", lang)
-    config = m.group("config")
-    config = config.strip().replace("{lang}", lang) if config else None
-    if config is None and "{lang}" not in body:
-        config = lang
-    return HubSpec(name=name, config=config, split=(m.group("split") or "train").strip())
 
 
 def find_source(corpus: str | os.PathLike[str], lang: str) -> TextSource:
@@ -187,45 +165,11 @@ def _local_documents(source: TextSource, seed: Optional[int]) -> Iterator[str]:
             yield _doc_text(source, fh.readline(), -1)
 
 
-# ---- hub datasets ----------------------------------------------------------------------------------
-
-def _hub_documents(source: TextSource, seed: Optional[int]) -> Iterator[str]:
-    hub = source.hub
-    assert hub is not None
-    where = f"hub dataset {hub.name}" + (f" (config {hub.config})" if hub.config else "") + f" split {hub.split}"
-    hint = ("the hub is offline here (HF_DATASETS_OFFLINE / HF_HUB_OFFLINE)"
-            if os.environ.get("HF_DATASETS_OFFLINE") == "1" or os.environ.get("HF_HUB_OFFLINE") == "1"
-            else "check the name, config and your network")
-    fix = (f"save the text as {source.lang}.txt in a local corpus folder and point [corpus] path at it, "
-           f"or run where the hub is reachable")
-    try:
-        import datasets
-
-        ds = datasets.load_dataset(hub.name, hub.config, split=hub.split, streaming=True)
-        if seed is not None:
-            ds = ds.shuffle(seed=seed, buffer_size=HF_SHUFFLE_BUFFER)
-        rows = iter(ds)
-        first = next(rows, None)
-    except BadInput:
-        raise
-    except Exception as exc:  # any failure to reach or open the dataset is the user's to fix
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise BadInput(f"cannot stream {where} for {source.lang}: {msg}; {hint}; {fix}") from None
-    if first is None:
-        return
-    for row in ([first], rows):
-        for item in row:
-            text = item.get(hub.field) if isinstance(item, dict) else None
-            if not isinstance(text, str):
-                raise BadInput(f"{where} has no string column {hub.field!r}; use a text dataset")
-            if text.strip():
-                yield text
-
-
 def documents(source: TextSource, seed: Optional[int]) -> Iterator[str]:
     """The language's documents: shuffled by `seed`, or in stored order when `seed` is None."""
     if source.kind == "hf":
-        return _hub_documents(source, seed)
+        assert source.hub is not None
+        return hub_documents(source.hub, source.lang, seed)
     return _local_documents(source, seed)
 
 
@@ -260,12 +204,20 @@ def _too_small(source: TextSource, have: int, skip: int, n_tokens: int, what: st
                     f"{skip + n_tokens} are needed; add text for {source.lang} or lower {what}")
 
 
+def bos_id(tokenizer: Any) -> Optional[int]:
+    """The tokenizer's BOS token id, or None when it has none (then blocks are text only)."""
+    bos = getattr(tokenizer, "bos_token_id", None)
+    return None if bos is None else int(bos)
+
+
 def _blocks_from(source: TextSource, tokenizer: Any, n_tokens: int, block_size: int, seed: Optional[int],
-                 skip_tokens: int, what: str) -> Iterator[torch.Tensor]:
+                 skip_tokens: int, what: str, bos: Optional[int] = None) -> Iterator[torch.Tensor]:
     import torch
 
-    if n_tokens <= 0 or block_size <= 0 or skip_tokens < 0:
-        raise ValueError("n_tokens and block_size must be positive, skip_tokens non-negative")
+    lead = [] if bos is None else [int(bos)]
+    if n_tokens <= 0 or block_size <= len(lead) or skip_tokens < 0:
+        raise ValueError("n_tokens and block_size must be positive (block_size >= 2 with a BOS), skip_tokens >= 0")
+    text = block_size - len(lead)  # text tokens per block
     buf: list[int] = []
     seen = 0  # stream tokens consumed so far (including skipped ones)
     emitted = 0
@@ -275,23 +227,24 @@ def _blocks_from(source: TextSource, tokenizer: Any, n_tokens: int, block_size: 
         if seen <= skip_tokens:
             continue
         buf.extend(ids[max(0, skip_tokens - start):])
-        while len(buf) >= block_size and emitted + block_size <= n_tokens:
-            yield torch.tensor(buf[:block_size], dtype=torch.long)
-            del buf[:block_size]
-            emitted += block_size
+        while len(buf) >= text and emitted + text <= n_tokens:
+            yield torch.tensor(lead + buf[:text], dtype=torch.long)
+            del buf[:text]
+            emitted += text
         if emitted + len(buf) >= n_tokens:
             rest = n_tokens - emitted
             if rest > 0:
-                yield torch.tensor(buf[:rest], dtype=torch.long)
+                yield torch.tensor(lead + buf[:rest], dtype=torch.long)
             return
     raise _too_small(source, seen, skip_tokens, n_tokens, what)
 
 
 def token_blocks(tokenizer: Any, source: TextSource | str | os.PathLike[str], lang: str, n_tokens: int,
-                 block_size: int, seed: Optional[int], skip_tokens: int = 0) -> Iterator[torch.Tensor]:
-    """Stream positions [skip_tokens, skip_tokens + n_tokens) of `lang` as blocks (see module doc)."""
+                 block_size: int, seed: Optional[int], skip_tokens: int = 0,
+                 bos: Optional[int] = None) -> Iterator[torch.Tensor]:
+    """Stream positions [skip_tokens, skip_tokens + n_tokens) of `lang` as blocks, each led by `bos` if given."""
     src = source if isinstance(source, TextSource) else find_source(source, lang)
-    return _blocks_from(src, tokenizer, n_tokens, block_size, seed, skip_tokens, "[corpus] tokens_per_language")
+    return _blocks_from(src, tokenizer, n_tokens, block_size, seed, skip_tokens, "[corpus] tokens_per_language", bos)
 
 
 def count_tokens(tokenizer: Any, source: TextSource, limit: Optional[int] = None) -> int:
@@ -319,8 +272,9 @@ def check_budget(tokenizer: Any, corpus: str | os.PathLike[str], languages: Sequ
 class BlockFeed:
     """One language's blocks, restartable at any block (``open(skip_blocks)``).
 
-    Every block is ``block_size`` tokens long except possibly the last, and there are exactly
-    ``n_tokens`` tokens in all: the statistics pass plans its batches from these two numbers.
+    Every block is ``block_size`` tokens long (BOS included) except possibly the last, and there are
+    exactly ``n_tokens`` text tokens in all: the statistics pass plans its batches from these numbers.
+    With ``bos`` set, position 0 of every block is that BOS id (``skip`` = 1 position to leave out).
     """
 
     lang: str
@@ -328,22 +282,35 @@ class BlockFeed:
     block_size: int
     open: Callable[[int], Iterator[torch.Tensor]] = field(compare=False)
     fingerprint: str = ""  # identifies the data, for checkpoints
+    bos: Optional[int] = None
+
+    @property
+    def skip(self) -> int:
+        """Leading positions of every block that are not text (the BOS)."""
+        return 0 if self.bos is None else 1
+
+    @property
+    def text_per_block(self) -> int:
+        return self.block_size - self.skip
 
     @property
     def n_blocks(self) -> int:
-        return -(-self.n_tokens // self.block_size)
+        return -(-self.n_tokens // self.text_per_block)
 
     @property
     def last_len(self) -> int:
-        return self.n_tokens - (self.n_blocks - 1) * self.block_size
+        """Length of the last block, BOS included."""
+        return self.n_tokens - (self.n_blocks - 1) * self.text_per_block + self.skip
 
     @classmethod
-    def from_blocks(cls, lang: str, blocks: Sequence[torch.Tensor]) -> "BlockFeed":
-        """Blocks already in memory (all of one length except possibly the last)."""
+    def from_blocks(cls, lang: str, blocks: Sequence[torch.Tensor], bos: Optional[int] = None) -> "BlockFeed":
+        """Text blocks already in memory (all of one length except possibly the last), each led by `bos` if given."""
         import torch
 
-        blocks = [torch.as_tensor(b, dtype=torch.long).reshape(-1) for b in blocks]
-        if not blocks or any(len(b) == 0 for b in blocks):
+        lead = [] if bos is None else [int(bos)]
+        blocks = [torch.as_tensor(lead + [int(i) for i in torch.as_tensor(b).reshape(-1)], dtype=torch.long)
+                  if lead else torch.as_tensor(b, dtype=torch.long).reshape(-1) for b in blocks]
+        if not blocks or any(len(b) <= len(lead) for b in blocks):
             raise ValueError(f"{lang}: need at least one non-empty block")
         size = len(blocks[0])
         if any(len(b) != size for b in blocks[:-1]) or len(blocks[-1]) > size:
@@ -352,25 +319,29 @@ class BlockFeed:
         for b in blocks:
             h.update(b.numpy().tobytes())
             h.update(b"|")
-        return cls(lang, sum(len(b) for b in blocks), size, lambda skip: iter(blocks[skip:]), h.hexdigest()[:16])
+        return cls(lang, sum(len(b) - len(lead) for b in blocks), size, lambda skip: iter(blocks[skip:]),
+                   h.hexdigest()[:16], bos)
 
 
 def corpus_feed(tokenizer: Any, corpus: str | os.PathLike[str] | TextSource, lang: str, n_tokens: int,
-                block_size: int, seed: Optional[int], skip_tokens: int = 0) -> BlockFeed:
-    """A BlockFeed over ``token_blocks(...)``; opening at block b re-reads the stream from token b·block_size."""
+                block_size: int, seed: Optional[int], skip_tokens: int = 0, *, with_bos: bool = True) -> BlockFeed:
+    """A BlockFeed over ``token_blocks(...)``, blocks led by the tokenizer's BOS (when it has one and
+    `with_bos`); opening at block b re-reads the stream from text token b·(block_size − 1 or 0)."""
     src = corpus if isinstance(corpus, TextSource) else find_source(corpus, lang)
+    bos = bos_id(tokenizer) if with_bos else None
+    text = block_size - (0 if bos is None else 1)
 
     def open_at(skip_blocks: int) -> Iterator[torch.Tensor]:
-        skip = skip_blocks * block_size
+        skip = skip_blocks * text
         if skip >= n_tokens:
             return iter(())
-        return token_blocks(tokenizer, src, lang, n_tokens - skip, block_size, seed, skip_tokens + skip)
+        return token_blocks(tokenizer, src, lang, n_tokens - skip, block_size, seed, skip_tokens + skip, bos)
 
-    fp = f"{src.describe()}|{seed}|{skip_tokens}|{n_tokens}|{block_size}"
+    fp = f"{src.describe()}|{seed}|{skip_tokens}|{n_tokens}|{block_size}|{bos}"
     if src.path is not None:
         st = src.path.stat()
         fp += f"|{st.st_size}|{st.st_mtime_ns}"
-    return BlockFeed(lang, n_tokens, block_size, open_at, hashlib.sha256(fp.encode()).hexdigest()[:16])
+    return BlockFeed(lang, n_tokens, block_size, open_at, hashlib.sha256(fp.encode()).hexdigest()[:16], bos)
 
 
 # ---- held-out text -------------------------------------------------------------------------------
@@ -391,8 +362,9 @@ def heldout_folder(cfg: dict[str, Any]) -> Path:
 
 
 def heldout_blocks(tokenizer: Any, folder: str | os.PathLike[str], lang: str, n_tokens: int, block_size: int,
-                   *, allow_fewer: bool = False) -> list[torch.Tensor]:
-    """The first `n_tokens` tokens of the language's held-out text in file order, as blocks.
+                   *, allow_fewer: bool = False, with_bos: bool = True) -> list[torch.Tensor]:
+    """The first `n_tokens` text tokens of the language's held-out text in file order, as blocks led by
+    the tokenizer's BOS (when it has one and `with_bos`), so the first text token is scored too.
 
     With ``allow_fewer`` a short file gives all its tokens instead of a BadInput.
     """
@@ -401,4 +373,5 @@ def heldout_blocks(tokenizer: Any, folder: str | os.PathLike[str], lang: str, n_
         n_tokens = min(n_tokens, count_tokens(tokenizer, src, n_tokens))
         if n_tokens == 0:
             raise BadInput(f"held-out text for {lang!r} ({src.describe()}) is empty; add text to it")
-    return list(_blocks_from(src, tokenizer, n_tokens, block_size, None, 0, "[corpus] heldout_tokens"))
+    bos = bos_id(tokenizer) if with_bos else None
+    return list(_blocks_from(src, tokenizer, n_tokens, block_size, None, 0, "[corpus] heldout_tokens", bos))

@@ -15,16 +15,25 @@ are kept — entropies equal to 12 decimals count as ties and go in (layer, inde
 result does not depend on the last bit of a log routine. A kept neuron belongs to every language k
 with p[l, j, k] > activation bar, so a neuron may belong to several languages (or none).
 
-``act_prob_90p`` (Mondal et al. 2025, as their code does it, but at one hook point: the statistics
-and the interventions both use the post-activation value). Per language, each neuron's P90 is
-estimated on the threshold sample (first half of the language's blocks); its score is the share of
-the *disjoint* score sample's tokens above that P90. The top ``top_m``·L·d_ff neurons (rounded half
-up, at least 1) per language are kept; ties go in (layer, index) order.
+``act_prob_90p`` (method_version 2: what Mondal et al. 2025 meant). Each neuron's threshold τ[l, j]
+is its P90 over *all* languages' tokens pooled: the upper edge of the histogram bin holding the
+pooled nearest-rank P90 (the languages share one bin layout, so the pooled histogram is their sum;
+τ − exact pooled P90 ∈ [0, w[l, j]), one bin width). Language k's share s_k = (its tokens above τ) /
+(its tokens), exact for τ. The margin of neuron (l, j) for k is s_k minus its share over the other
+languages' tokens pooled, s_¬k = Σ_{k'≠k} above_k' / Σ_{k'≠k} tokens_k'. Per language, neurons with
+margin ≥ ``MIN_MARGIN`` (0.05) are ranked by margin (ties in (layer, index) order) and at most
+``top_m``·L·d_ff (rounded half up, at least 1) are kept, so a language may get fewer, or none.
+
+``act_prob_90p_published`` (method_version 1: the published code's behaviour, flaw included, at one
+hook point: the statistics and the interventions both use the post-activation value). Per
+language, each neuron's P90 is estimated on the threshold sample (first half of the language's
+blocks); its score is the share of the *disjoint* score sample's tokens above that P90. The top
+``top_m``·L·d_ff neurons per language are kept; ties go in (layer, index) order.
 *What the score measures*: a neuron whose activations are distributed the same way in both halves
-scores about 0.1 whatever it does, because P90 is by definition exceeded by 10 % of tokens. The
-score ranks how far a neuron's upper tail moved between two samples of the *same* language — it is
-not a comparison across languages, and a neuron can rank high by chance or by drift in the text. Read
-the reproduce stage's random control with that in mind.
+scores about 0.1 whatever it does, because P90 is by definition exceeded by 10 % of its own tokens.
+The score ranks how far a neuron's upper tail moved between two samples of the *same* language, so
+bursty neurons rank high; it is not a comparison across languages. Studies whose neurons.json says
+``act_prob_90p`` without a ``method_version`` ran this method (``stored_method``).
 
 ``random``: for each language, as many neurons per layer as a reference method's set, drawn
 uniformly without replacement with a generator seeded from the study seed and the language
@@ -47,6 +56,9 @@ if TYPE_CHECKING:  # torch is imported inside the methods: `neuron-pilot new` re
     from lab.neurons.activations import ActivationStats
 
 ENTROPY_DECIMALS = 12
+MIN_MARGIN = 0.05  # act_prob_90p: a kept neuron's share above τ in its language exceeds its share elsewhere by this
+TWO_SAMPLE_METHODS = ("act_prob_90p_published",)  # need a threshold and a score sample per language (2+ blocks)
+METHOD_VERSIONS = {"act_prob_90p": 2, "act_prob_90p_published": 1}  # recorded as params.method_version
 
 
 @dataclass(frozen=True)
@@ -144,14 +156,62 @@ def lape(stats: ActivationStats, params: dict[str, Any], seed: int) -> tuple[Neu
     return sets, details
 
 
-@method("act_prob_90p", "share of tokens above the neuron's own P90, on a disjoint sample (Mondal et al. 2025)",
-        ("top_m",))
+@method("act_prob_90p", "share of a language's tokens above the neuron's P90 over all languages pooled, against "
+        "its share elsewhere (method_version 2)", ("top_m",))
 def act_prob_90p(stats: ActivationStats, params: dict[str, Any], seed: int) -> tuple[NeuronSets, dict[str, Any]]:
+    import torch
+
+    if stats.above_pooled is None or stats.threshold_pooled is None:
+        raise BadInput("these activation statistics predate the pooled P90 counts that act_prob_90p (method_version 2) "
+                       "needs; run the identify stage again, or use act_prob_90p_published")
+    _, margin = pooled_margins(stats)
+    n_layers, d_ff = stats.n_layers, stats.d_ff
+    m = count_for(float(params.get("top_m", 0.00125)), n_layers * d_ff)
+    sets: NeuronSets = {}
+    eligible: dict[str, int] = {}
+    for k, lang in enumerate(stats.languages):
+        mk = margin[k].reshape(-1)
+        ok = torch.nonzero(mk >= MIN_MARGIN).reshape(-1)  # ascending flat index
+        key = torch.round(mk[ok] * 10**ENTROPY_DECIMALS).to(torch.int64)
+        order = ok[torch.sort(-key, stable=True).indices[:m]]  # largest margin first; ties by flat index
+        sets[lang] = as_pairs(order, d_ff)
+        eligible[lang] = int(ok.numel())
+    details = {"method_version": METHOD_VERSIONS["act_prob_90p"], "m": m, "min_margin": MIN_MARGIN,
+               "eligible": eligible, "threshold": "pooled P90 over all languages (upper edge of its histogram bin)"}
+    return sets, details
+
+
+def pooled_margins(stats: ActivationStats) -> tuple[torch.Tensor, torch.Tensor]:
+    """(share [n, L, F], margin [n, L, F]) of act_prob_90p: each language's share of tokens above the pooled
+    P90, and that share minus the share over all other languages' tokens pooled (float64)."""
+    assert stats.above_pooled is not None
+    above = stats.above_pooled.double()
+    tokens = stats.tokens.double().view(-1, 1, 1)
+    share = above / tokens
+    other_above = above.sum(0, keepdim=True) - above
+    other_tokens = (tokens.sum() - tokens).clamp(min=1)
+    return share, share - other_above / other_tokens
+
+
+def stored_method(document: Mapping[str, Any]) -> str:
+    """The method a stored neurons.json was made with: ``act_prob_90p`` without a ``method_version``
+    ran before version 2 existed, so it means ``act_prob_90p_published``."""
+    name = str(document.get("method", ""))
+    version = (document.get("params") or {}).get("method_version")
+    if name == "act_prob_90p" and version is None:
+        return "act_prob_90p_published"
+    return name
+
+
+@method("act_prob_90p_published", "the published code: share of a language's tokens above the neuron's own P90 in "
+        "that language, on a disjoint sample (Mondal et al. 2025; flawed, kept for reproduction)",
+        ("top_m",))
+def act_prob_90p_published(stats: ActivationStats, params: dict[str, Any], seed: int) -> tuple[NeuronSets, dict[str, Any]]:
     import torch
 
     short = [lang for lang, n in zip(stats.languages, stats.score_tokens.tolist()) if n == 0]
     if short:
-        raise BadInput(f"act_prob_90p needs two samples per language (threshold and score) but {', '.join(short)} "
+        raise BadInput(f"act_prob_90p_published needs two samples per language (threshold and score) but {', '.join(short)} "
                        f"had a single block; raise [corpus] tokens_per_language to at least 2 x block_size")
     n_layers, d_ff = stats.n_layers, stats.d_ff
     m = count_for(float(params.get("top_m", 0.00125)), n_layers * d_ff)
@@ -160,7 +220,7 @@ def act_prob_90p(stats: ActivationStats, params: dict[str, Any], seed: int) -> t
         counts = stats.above90[k].reshape(-1)
         order = torch.sort(-counts, stable=True).indices[:m]  # most tokens above first; ties by flat index
         sets[lang] = as_pairs(order, d_ff)
-    details = {"m": m, "threshold_tokens": (stats.tokens - stats.score_tokens).tolist(),
+    details = {"method_version": METHOD_VERSIONS["act_prob_90p_published"], "m": m, "threshold_tokens": (stats.tokens - stats.score_tokens).tolist(),
                "score_tokens": stats.score_tokens.tolist()}
     return sets, details
 
@@ -169,7 +229,8 @@ def act_prob_90p(stats: ActivationStats, params: dict[str, Any], seed: int) -> t
 def random_control(stats: ActivationStats, params: dict[str, Any], seed: int) -> tuple[NeuronSets, dict[str, Any]]:
     ref_name = str(params.get("reference", "lape"))
     if ref_name == "random":
-        raise BadInput("the random control needs a reference method other than random (lape or act_prob_90p)")
+        raise BadInput("the random control needs a reference method other than random (lape, act_prob_90p or "
+                       "act_prob_90p_published)")
     reference, _ = METHODS.get(ref_name).select(stats, params, seed)
     return random_like(reference, stats.n_layers, stats.d_ff, seed), {"reference": ref_name}
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from lab.neurons.activations import StatsCheckpoint, collect_stats, feeds_fingerprint
+from lab.neurons.collect import StatsCheckpoint, collect_stats, feeds_fingerprint
 from lab.inputs.corpus import HF_PREFIX, check_budget, corpus_feed
 from lab.core.errors import BadInput
-from lab.neurons.identify import METHODS, identify, neurons_document, overlap_rows, params_for, per_layer_counts, random_like
+from lab.neurons.identify import (METHODS, TWO_SAMPLE_METHODS, identify, neurons_document, overlap_rows, params_for,
+                                  per_layer_counts, random_like)
 from lab.model.loading import load_for_stage
 from lab.stages import STAGES
 from lab.stages.context import StageContext
@@ -26,13 +27,15 @@ def check_config(cfg: dict[str, Any]) -> None:
     name = cfg["identify"]["method"]
     METHODS.get(name)
     if name == "random":
-        raise BadInput("[identify] method = \"random\" is the control, not a method; use lape or act_prob_90p")
+        raise BadInput("[identify] method = \"random\" is the control, not a method; use lape, act_prob_90p or "
+                       "act_prob_90p_published")
     n, block = int(cfg["corpus"]["tokens_per_language"]), int(cfg["corpus"]["block_size"])
     if n > MAX_TOKENS:
         raise BadInput(f"[corpus] tokens_per_language = {n} is above {MAX_TOKENS}; lower it")
-    if name == "act_prob_90p" and n <= block:
-        raise BadInput(f"act_prob_90p needs a threshold sample and a disjoint score sample: [corpus] "
-                       f"tokens_per_language ({n}) must exceed block_size ({block}); raise it to at least {2 * block}")
+    if name in TWO_SAMPLE_METHODS and n <= block - 1:
+        raise BadInput(f"{name} needs a threshold sample and a disjoint score sample: [corpus] "
+                       f"tokens_per_language ({n}) must exceed one block's text (block_size − 1 = {block - 1} "
+                       f"tokens after the BOS); raise it to at least {2 * block}")
 
 
 @STAGES.register("identify")

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from lab.neurons.activations import (ActivationStats, BinLayout, StatsCheckpoint, collect_stats, hist_quantile, plan_batches,
-                             rank_for)
+from lab.neurons.activations import ActivationStats
+from lab.neurons.collect import StatsCheckpoint, collect_stats, plan_batches
+from lab.neurons.statistics import BinLayout, hist_quantile, rank_for
 from lab.inputs.corpus import BlockFeed, corpus_feed
 from lab.core.errors import StageInterrupted
 from lab.model.loading import load_model
@@ -50,10 +51,12 @@ def mixed_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 class Recorder:
-    """Stores every activation the statistics hooks see, per language and layer (plain NumPy)."""
+    """Stores every activation the statistics hooks see, per language and layer (plain NumPy), leaving out
+    the first `skip` positions of every block (the BOS, which the statistics exclude)."""
 
-    def __init__(self, modules: list[torch.nn.Module]) -> None:
+    def __init__(self, modules: list[torch.nn.Module], skip: int = 0) -> None:
         self.lang: str | None = None
+        self.skip = skip
         self.data: dict[str, list[list[np.ndarray]]] = {}
         self.handles = [m.register_forward_hook(self._make(i)) for i, m in enumerate(modules)]
 
@@ -61,7 +64,7 @@ class Recorder:
         def hook(_m: Any, _i: Any, out: torch.Tensor) -> None:
             if self.lang is not None:  # None during calibration
                 self.data.setdefault(self.lang, [[] for _ in self.handles])[layer].append(
-                    out.detach().reshape(-1, out.shape[-1]).numpy().copy())
+                    out.detach()[:, self.skip:].reshape(-1, out.shape[-1]).numpy().copy())
         return hook
 
     def progress(self, lang: str, done: int, total: int) -> None:
@@ -79,7 +82,9 @@ class Recorder:
 def collect_recorded(loaded, corpus: Path, bins: int = 256, tokens: int = TOKENS, block: int = BLOCK,
                      seed: int = 0) -> tuple[ActivationStats, Recorder, list[BlockFeed]]:
     feeds = [corpus_feed(loaded.tokenizer, corpus, lang, tokens, block, seed) for lang in LANGS]
-    rec = Recorder(loaded.adapter.act_modules(loaded.model))
+    bos = loaded.tokenizer.bos_token_id
+    assert bos is not None and all(f.bos == bos for f in feeds)  # every block starts with the BOS
+    rec = Recorder(loaded.adapter.act_modules(loaded.model), skip=1)
     try:
         stats = collect_stats(loaded.model, loaded.adapter, feeds, bins=bins, batch_size=BATCH, progress=rec.progress)
     finally:
@@ -131,7 +136,7 @@ def test_90p_threshold_comes_from_the_first_half_and_counts_from_the_second(reco
     width = stats.hist_width.numpy().astype(np.float64)
     for i, lang in enumerate(LANGS):
         acts = rec.acts(lang)
-        split = (feeds[i].n_blocks // 2) * BLOCK
+        split = (feeds[i].n_blocks // 2) * (BLOCK - 1)  # text tokens: each block is the BOS + BLOCK - 1
         first, second = acts[:, :split], acts[:, split:]
         assert stats.score_tokens[i] == second.shape[1] == TOKENS - split
         exact = np.stack([nearest_rank(first[layer], 0.9) for layer in range(acts.shape[0])])
@@ -154,7 +159,7 @@ def test_quantile_from_a_known_histogram() -> None:
 
 
 def test_staging_histogram_is_flushed_before_it_could_overflow() -> None:
-    from lab.neurons.activations import Accumulators
+    from lab.neurons.statistics import Accumulators
 
     acc = Accumulators(1, 2, 4, torch.device("cpu"), max_batch_tokens=16000)
     assert acc.target.dtype == torch.int16
@@ -176,7 +181,7 @@ def test_batch_plan_splits_the_samples_and_isolates_a_short_tail() -> None:
     assert plan_batches(one, 4) == [(0, 1)]
 
 
-def test_artifact_follows_the_design_contract(recorded, tmp_path: Path) -> None:
+def test_artifact_follows_the_design_contract(recorded, loaded, tmp_path: Path) -> None:
     from safetensors import safe_open
 
     stats, _, _ = recorded
@@ -192,6 +197,7 @@ def test_artifact_follows_the_design_contract(recorded, tmp_path: Path) -> None:
     assert t["tokens"].dtype == torch.int64 and t["tokens"].tolist() == [TOKENS] * n
     assert md["languages"] == "en,fr,de,sw" and md["model"] == "tiny" and md["revision"] == "sha256:x"
     assert md["hook"] == "act_fn output"
+    assert md["bos"] == str(loaded.tokenizer.bos_token_id) and md["position0_excluded"] == "true"
     assert json.loads(md["out_of_range"])["sw"] == {"p10": 0, "p90": 0}
     back = ActivationStats.load(path)
     assert torch.equal(back.count, stats.count) and torch.equal(back.above90, stats.above90)
@@ -199,7 +205,7 @@ def test_artifact_follows_the_design_contract(recorded, tmp_path: Path) -> None:
 
 
 def _fingerprint(feeds: list[BlockFeed]) -> dict[str, Any]:
-    from lab.neurons.activations import feeds_fingerprint
+    from lab.neurons.collect import feeds_fingerprint
 
     return {"feeds": feeds_fingerprint(feeds), "batch": BATCH}
 
@@ -237,3 +243,57 @@ def test_a_checkpoint_of_another_run_is_ignored(loaded, mixed_corpus: Path, tmp_
     collect_stats(loaded.model, loaded.adapter, feeds, bins=32, batch_size=BATCH, checkpoint=cp)
     assert cp.saves > 0 and StatsCheckpoint(tmp_path, 1, {"run": "a"}).load() is not None
     assert StatsCheckpoint(tmp_path, 1, {"run": "b"}).load() is None
+
+
+def test_pooled_p90_and_each_languages_count_above_it_match_brute_force(recorded) -> None:
+    """act_prob_90p's threshold: the P90 of all languages' tokens pooled, as the upper edge of its bin."""
+    stats, rec, _ = recorded
+    width = stats.hist_width.numpy().astype(np.float64)
+    acts = {lang: rec.acts(lang) for lang in LANGS}
+    pooled = np.concatenate([acts[lang] for lang in LANGS], axis=1)
+    exact = np.stack([nearest_rank(pooled[layer], 0.9) for layer in range(pooled.shape[0])])
+    tau = stats.threshold_pooled.numpy().astype(np.float64)
+    assert np.isfinite(tau).all()
+    gap = tau - exact
+    assert (gap >= -1e-6 * width).all() and (gap < width * (1 + 1e-4) + 1e-7).all()  # τ in [P90, P90 + w)
+    for i, lang in enumerate(LANGS):
+        brute = (acts[lang] > stats.threshold_pooled.numpy()[:, None, :]).sum(1)
+        got = stats.above_pooled[i].numpy()
+        near = (np.abs(acts[lang] - tau[:, None, :]) < 1e-4 * width[:, None, :]).sum(1)  # binning rounding at the edge
+        assert (np.abs(got - brute) <= near).all(), lang
+        assert float((got == brute).mean()) > 0.99
+    share = stats.above_pooled.double() / stats.tokens.double().view(-1, 1, 1)
+    assert abs(float(share.mean()) - 0.1) < 0.02  # pooled over languages, about 10 % of tokens lie above P90
+
+
+@pytest.mark.slow
+def test_identical_runs_write_byte_identical_artifacts(tiny_llama_dir: Path, mixed_corpus: Path, tmp_path: Path) -> None:
+    """Two identifications in two processes: same statistics, same bytes (the header order was per process)."""
+    import hashlib
+    import subprocess
+    import sys
+
+    script = f"""
+import sys, torch
+torch.set_num_threads(1)
+from lab.model.loading import load_model
+from lab.inputs.corpus import corpus_feed
+from lab.neurons.collect import collect_stats
+m = load_model({{"id": {str(tiny_llama_dir)!r}, "device": "cpu", "dtype": "float32"}})
+feeds = [corpus_feed(m.tokenizer, {str(mixed_corpus)!r}, lang, 200, {BLOCK}, 1) for lang in {LANGS!r}]
+stats = collect_stats(m.model, m.adapter, feeds, bins=64, batch_size={BATCH}, meta={{"model": "tiny", "seed": "1"}})
+stats.save(sys.argv[1])
+"""
+    digests = []
+    for run in ("a", "b"):
+        out = tmp_path / f"{run}.safetensors"
+        res = subprocess.run([sys.executable, "-c", script, str(out)], capture_output=True, text=True, timeout=300)
+        assert res.returncode == 0, res.stderr[-2000:]
+        digests.append(hashlib.sha256(out.read_bytes()).hexdigest())
+    assert digests[0] == digests[1]
+    header = (tmp_path / "a.safetensors").read_bytes()
+    n = int.from_bytes(header[:8], "little")
+    keys = list(json.loads(header[8:8 + n])["__metadata__"])
+    assert keys == sorted(keys) and "bos" in keys and "position0_excluded" in keys
+    back = ActivationStats.load(tmp_path / "a.safetensors")
+    assert back.tokens.tolist() == [200] * len(LANGS) and back.above_pooled is not None

@@ -1,0 +1,342 @@
+"""The statistics pass: calibration, the per-language collection loop with its guards, checkpoints and resume.
+
+One pass per language over its BlockFeed (lab.inputs.corpus), with the hooks of lab.neurons.statistics.
+
+Histogram range. Before the first language, one calibration forward pass over the first block of
+every language records each neuron's min and max (BOS position excluded); the range is
+[min − m, max + m] with m = 25 % of (max − min) (``CAL_MARGIN``), split into ``bins`` bins of width
+w[l, j]. The range is fixed for the whole run (and stored in checkpoints), so all languages share
+bins — which is what lets the pooled P90 of act_prob_90p come from the sum of their histograms.
+
+act_prob_90p_published samples. Each language's blocks are split into two disjoint samples: the first
+⌊n_blocks/2⌋ blocks (threshold sample) and the rest (score sample). When the pass reaches the second
+sample, each neuron's P90 threshold is taken from the histogram so far, and from then on the hooks
+also count tokens above it. After the last language, the pooled P90 and every language's count above
+it come from the kept per-language histograms (``pooled_threshold``, ``above_bin``). No extra pass.
+
+Guards (each stops the pass before anything is stored): a layer whose hook saw no token in a forward
+pass (a fused MLP kernel that never calls act_fn) is a BadInput; a layer whose hook counted another
+number of tokens than were fed, and NaN or infinite activations or hidden states, are StageFailed
+errors naming the language and the batch.
+
+Batches hold blocks of one length only (the short last block of a language, if any, is a batch of
+its own), so there is never padding; position 0 is the BOS when the feed adds one, and the hooks
+leave it out.
+
+Exact resume. Batches are planned from the block count alone (``plan_batches``) and every
+accumulator is exact or deterministic given the same batches, so a run resumed from a checkpoint
+(``StatsCheckpoint``: safetensors + JSON, atomic, every ``every`` blocks) ends with statistics
+identical to an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional, Sequence
+
+import torch
+from torch import nn
+
+from lab.core import faults
+from lab.core.artifacts import atomic_write, atomic_write_json, sha256_file
+from lab.core.errors import BadInput, StageFailed
+from lab.core.resources import run_halving
+from lab.inputs.corpus import BlockFeed
+from lab.model.adapters import ArchitectureAdapter
+from lab.neurons.activations import ActivationStats, LanguageResult
+from lab.neurons.statistics import Accumulators, BinLayout, StatsHooks, above_bin, hist_quantile, pooled_threshold
+
+ProgressFn = Callable[[str, int, int], None]  # (language, tokens done, tokens total)
+STATS_BATCHES = "statistics"  # what lab.core.resources halves (and the batch_halvings metric's condition)
+CHECKPOINT_FORMAT = 2  # 2: per-language histograms kept for the pooled P90; older checkpoints are ignored
+
+
+def forward_layers(model: nn.Module, ids: torch.Tensor) -> Any:
+    """The decoder stack without the LM head: the hooks need the layers, not the logits."""
+    base = getattr(model, "base_model", model)
+    return base(input_ids=ids, use_cache=False)
+
+
+def check_seen(seen: Sequence[int], before: Sequence[int], fed: int, adapter: ArchitectureAdapter, where: str) -> None:
+    """Every layer's hook must have counted exactly the `fed` tokens of the last forward pass."""
+    got = [a - b for a, b in zip(seen, before)]
+    if all(g == 0 for g in got):
+        raise BadInput(f"the model never called its activation module ({adapter.name} adapter, {adapter.hook}) in a "
+                       f"forward pass, so no statistics can be collected: its MLP probably uses a fused kernel that "
+                       f"applies act_fn internally; load it without fused MLP kernels")
+    bad = [(layer, g) for layer, g in enumerate(got) if g != fed]
+    if bad:
+        layer, g = bad[0]
+        raise StageFailed(f"{where}: layer {layer}'s hook counted {g} tokens but {fed} were fed (the activation "
+                          f"module is skipped or called more than once per forward pass); statistics would be wrong")
+
+
+def check_finite(out: Any, acc_sum: torch.Tensor, where: str) -> None:
+    """NaN or infinite activations (the running sums) or final hidden states stop the pass, named."""
+    hidden = getattr(out, "last_hidden_state", None)
+    if bool(torch.isfinite(acc_sum).all()) and (hidden is None or bool(torch.isfinite(hidden).all())):
+        return
+    bad = (~torch.isfinite(acc_sum)).flatten(1).any(1).nonzero().flatten().tolist()
+    what = f"activations at layer {bad[0]}" if bad else "hidden states"
+    raise StageFailed(f"{where}: non-finite {what} (NaN or inf); the model overflows in this dtype or its weights "
+                      f"are broken; load it in float32 or bfloat16 and check the weights")
+
+
+def calibrate(model: nn.Module, adapter: ArchitectureAdapter, blocks: Sequence[torch.Tensor], bins: int,
+              device: torch.device, skip: Sequence[int] = (), names: Sequence[str] = ()) -> BinLayout:
+    """Per-neuron min/max over the calibration blocks (their first `skip[i]` positions left out) → the bin layout."""
+    modules = adapter.act_modules(model)
+    n_layers, d_ff = len(modules), adapter.d_ff(model)
+    mn = torch.full((n_layers, d_ff), math.inf, device=device)
+    mx = torch.full((n_layers, d_ff), -math.inf, device=device)
+    seen = [0] * n_layers
+    cut = [0]
+
+    def make(layer: int) -> Callable[..., None]:
+        def hook(_m: nn.Module, _i: Any, out: torch.Tensor) -> None:
+            x = (out[:, cut[0]:] if cut[0] else out).reshape(-1, out.shape[-1]).float()
+            seen[layer] += x.shape[0]
+            torch.minimum(mn[layer], x.amin(0), out=mn[layer])
+            torch.maximum(mx[layer], x.amax(0), out=mx[layer])
+        return hook
+
+    handles = [m.register_forward_hook(make(i)) for i, m in enumerate(modules)]
+    try:
+        with torch.no_grad():
+            for i, b in enumerate(blocks):
+                cut[0] = skip[i] if i < len(skip) else 0
+                where = f"{names[i] if i < len(names) else 'block ' + str(i)} calibration block"
+                before = list(seen)
+                out = forward_layers(model, b.reshape(1, -1).to(device))
+                check_seen(seen, before, b.numel() - cut[0], adapter, where)
+                check_finite(out, torch.cat([mn, mx], 1), where)
+    finally:
+        for h in handles:
+            h.remove()
+    return BinLayout.from_minmax(mn, mx, bins)
+
+
+def plan_batches(feed: BlockFeed, batch_size: int) -> list[tuple[int, int]]:
+    """Block ranges [start, end) of each batch: the threshold sample [0, n//2), then the score sample.
+
+    Batches never cross the sample boundary and a short last block is alone, so a batch is a
+    rectangle of real tokens and the plan depends only on the block count (resume replays it).
+    """
+    n, mid = feed.n_blocks, feed.n_blocks // 2
+    plan: list[tuple[int, int]] = []
+    for a, b in ((0, mid), (mid, n)):
+        full_end = b - 1 if (b == n and feed.last_len != feed.block_size) else b
+        plan.extend((s, min(s + batch_size, full_end)) for s in range(a, full_end, batch_size))
+        if full_end < b:
+            plan.append((full_end, b))
+    return plan
+
+
+class StatsCheckpoint:
+    """Accumulators + feed position in ``folder`` (safetensors + JSON, atomic), every `every` blocks.
+
+    The tensors go to a new file first, then the JSON that names it (with its sha256), then older
+    tensor files are removed: a crash at any point leaves a consistent checkpoint. A checkpoint whose
+    fingerprint (languages, data, model, batch plan, bins, checkpoint format) differs from this run's
+    is ignored.
+    """
+
+    def __init__(self, folder: Path, every: int, fingerprint: dict[str, Any],
+                 stop_requested: Callable[[], bool] = lambda: False, check_stop: Callable[[], None] = lambda: None,
+                 on_save: Optional[Callable[[dict[str, Any]], None]] = None) -> None:
+        self.folder = Path(folder)
+        self.every = max(1, int(every))
+        self.fingerprint = json.loads(json.dumps({**fingerprint, "format": CHECKPOINT_FORMAT}, sort_keys=True))
+        self.stop_requested = stop_requested
+        self.check_stop = check_stop
+        self.on_save = on_save
+        self.saves = 0
+        self.resumed_from: Optional[dict[str, Any]] = None
+
+    @property
+    def info_path(self) -> Path:
+        return self.folder / "stats.json"
+
+    def load(self) -> Optional[tuple[dict[str, Any], dict[str, torch.Tensor]]]:
+        from safetensors.torch import load_file
+
+        if not self.info_path.is_file():
+            return None
+        try:
+            info = json.loads(self.info_path.read_text(encoding="utf-8"))
+            if info.get("fingerprint") != self.fingerprint:
+                return None
+            path = self.folder / info["file"]
+            if sha256_file(path) != info["sha256"]:
+                return None
+            tensors = load_file(str(path))
+        except (OSError, ValueError, KeyError):
+            return None
+        self.resumed_from = info
+        return info, tensors
+
+    def save(self, info: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
+        from safetensors.torch import save_file
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with faults.checkpoint_save():  # tests only: kills around the save
+            self.saves += 1
+            name = f"stats-{info['language_index']:03d}-{info['next_block']:09d}-{self.saves}.safetensors"
+            host = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+            atomic_write(self.folder / name, lambda tmp: save_file(host, str(tmp)))
+            full = {**info, "fingerprint": self.fingerprint, "file": name, "sha256": sha256_file(self.folder / name)}
+            atomic_write_json(self.info_path, full)
+            for old in self.folder.glob("stats-*.safetensors"):
+                if old.name != name:
+                    old.unlink(missing_ok=True)
+        if self.on_save is not None:
+            self.on_save(full)
+
+
+def feeds_fingerprint(feeds: Sequence[BlockFeed]) -> str:
+    h = hashlib.sha256()
+    for f in feeds:
+        h.update(f"{f.lang}|{f.n_tokens}|{f.block_size}|{f.bos}|{f.fingerprint};".encode())
+    return h.hexdigest()[:16]
+
+
+def _take(it: Iterator[torch.Tensor], n: int, lang: str) -> list[torch.Tensor]:
+    out = []
+    for _ in range(n):
+        b = next(it, None)
+        if b is None:
+            raise RuntimeError(f"the {lang} feed ended before its planned blocks; the corpus changed during the run")
+        out.append(b)
+    return out
+
+
+def _finish(acc: Accumulators, tokens: int, score_tokens: int, layout: BinLayout) -> LanguageResult:
+    acc.flush()
+    p10, oor10 = hist_quantile(acc.hist, tokens, 0.1, layout)
+    p90, oor90 = hist_quantile(acc.hist, tokens, 0.9, layout)
+    thr = acc.threshold if acc.threshold is not None else torch.full_like(p90, math.nan)
+    return LanguageResult(count=acc.count.cpu().clone(), sum=acc.sum.cpu().clone(), tokens=tokens,
+                          p10=p10.cpu(), p90=p90.cpu(), threshold=thr.float().cpu().clone(),
+                          above=acc.above.cpu().clone(), score_tokens=score_tokens,
+                          out_of_range={"p10": int(oor10.sum()), "p90": int(oor90.sum())},
+                          hist=acc.hist.cpu().clone())
+
+
+def _result_from(tensors: dict[str, torch.Tensor], prefix: str, info: dict[str, Any]) -> LanguageResult:
+    t = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    return LanguageResult(count=t["count"], sum=t["sum"], tokens=int(info["tokens"]), p10=t["p10"], p90=t["p90"],
+                          threshold=t["threshold"], above=t["above"], score_tokens=int(info["score_tokens"]),
+                          out_of_range=dict(info["out_of_range"]), hist=t["hist"])
+
+
+def collect_stats(model: nn.Module, adapter: ArchitectureAdapter, feeds: Sequence[BlockFeed], *, bins: int = 2048,
+                  batch_size: int = 8, device: Optional[torch.device] = None,
+                  checkpoint: Optional[StatsCheckpoint] = None, progress: Optional[ProgressFn] = None,
+                  meta: Optional[dict[str, str]] = None) -> ActivationStats:
+    """One statistics pass per language over its feed; resumes from `checkpoint` when it holds one.
+
+    Out of memory in a batch: the hooks may already have counted part of it, so the pass starts over
+    from the last checkpoint (or the beginning) with half the batch size (lab.core.resources). Counts and
+    histograms are exact integers, so the statistics do not depend on the batch size (sums only up
+    to float32 rounding)."""
+    if not feeds:
+        raise ValueError("no languages to collect")
+    if len({f.bos for f in feeds}) > 1:
+        raise ValueError("every feed of one pass must start its blocks the same way (all with the BOS or none)")
+    device = device or next(model.parameters()).device
+    return run_halving(lambda size: _collect(model, adapter, feeds, bins=bins, batch_size=size, device=device,
+                                             checkpoint=checkpoint, progress=progress, meta=meta),
+                       batch_size, STATS_BATCHES, device=device)
+
+
+def _collect(model: nn.Module, adapter: ArchitectureAdapter, feeds: Sequence[BlockFeed], *, bins: int,
+             batch_size: int, device: torch.device, checkpoint: Optional[StatsCheckpoint],
+             progress: Optional[ProgressFn], meta: Optional[dict[str, str]]) -> ActivationStats:
+    modules = adapter.act_modules(model)
+    n_layers, d_ff = len(modules), adapter.d_ff(model)
+    languages = [f.lang for f in feeds]
+    done: list[LanguageResult] = []
+    start_lang, next_block = 0, 0
+    acc = Accumulators(n_layers, d_ff, bins, device,
+                       max_batch_tokens=max(batch_size * f.block_size for f in feeds))
+    layout: Optional[BinLayout] = None
+    tokens = score_tokens = 0
+
+    state = checkpoint.load() if checkpoint is not None else None
+    if state is not None:
+        info, tensors = state
+        layout = BinLayout(tensors["layout.lo"].to(device), tensors["layout.width"].to(device), bins)
+        done = [_result_from(tensors, f"done{i}.", d) for i, d in enumerate(info["done"])]
+        start_lang, next_block = int(info["language_index"]), int(info["next_block"])
+        tokens, score_tokens = int(info["tokens"]), int(info["score_tokens"])
+        if start_lang < len(feeds):
+            acc.load({k[4:]: v.to(device) for k, v in tensors.items() if k.startswith("acc.")})
+    if layout is None:
+        cal = [next(iter(f.open(0))) for f in feeds]
+        layout = calibrate(model, adapter, cal, bins, device, skip=[f.skip for f in feeds], names=languages)
+
+    since = 0
+    with torch.no_grad(), StatsHooks(modules, acc, layout) as hooks:
+        for li in range(start_lang, len(feeds)):
+            feed = feeds[li]
+            hooks.skip = feed.skip
+            if li != start_lang:
+                acc.reset()
+                next_block, tokens, score_tokens = 0, 0, 0
+            mid = feed.n_blocks // 2
+            it = feed.open(next_block)
+            if progress is not None:
+                progress(feed.lang, tokens, feed.n_tokens)
+            for s, e in plan_batches(feed, batch_size):
+                if e <= next_block:
+                    continue
+                s = max(s, next_block)  # a checkpoint written at another batch size may fall inside a batch
+                in_score = s >= mid and mid > 0
+                if in_score and acc.threshold is None:
+                    acc.flush()
+                    acc.threshold, _ = hist_quantile(acc.hist, tokens, 0.9, layout)
+                hooks.score = in_score
+                batch = torch.stack(_take(it, e - s, feed.lang)).to(device)
+                faults.batch(device)  # tests only: an out-of-memory error here
+                fed = batch.shape[0] * (batch.shape[1] - feed.skip)
+                before = list(hooks.seen)
+                out = forward_layers(model, batch)
+                where = f"{feed.lang} batch of blocks {s}-{e - 1}"
+                check_seen(hooks.seen, before, fed, adapter, where)
+                check_finite(out, acc.sum, where)
+                acc.after_batch(batch.numel())
+                tokens += fed
+                if in_score:
+                    score_tokens += fed
+                next_block = e
+                if progress is not None:
+                    progress(feed.lang, tokens, feed.n_tokens)
+                since += e - s
+                if checkpoint is not None and (since >= checkpoint.every or checkpoint.stop_requested()):
+                    _save(checkpoint, li, next_block, tokens, score_tokens, acc, layout, done)
+                    since = 0
+                    checkpoint.check_stop()
+            hooks.score = False
+            if tokens != feed.n_tokens:
+                raise RuntimeError(f"{feed.lang}: counted {tokens} tokens, expected {feed.n_tokens}")
+            done.append(_finish(acc, tokens, score_tokens, layout))
+    thr, b = pooled_threshold([r.hist for r in done], 0.9, layout)
+    above = torch.stack([above_bin(r.hist, b) for r in done])
+    md = {**(meta or {}), "bos": "none" if feeds[0].bos is None else str(feeds[0].bos),
+          "position0_excluded": "true" if feeds[0].skip else "false"}
+    return ActivationStats.from_results(languages, done, layout, md, threshold_pooled=thr, above_pooled=above)
+
+
+def _save(cp: StatsCheckpoint, li: int, next_block: int, tokens: int, score_tokens: int, acc: Accumulators,
+          layout: BinLayout, done: list[LanguageResult]) -> None:
+    tensors = {"layout.lo": layout.lo, "layout.width": layout.width}
+    tensors.update({f"acc.{k}": v for k, v in acc.tensors().items()})
+    for i, r in enumerate(done):
+        tensors.update({f"done{i}.{k}": v for k, v in r.tensors().items()})
+    info = {"language_index": li, "next_block": next_block, "tokens": tokens, "score_tokens": score_tokens,
+            "done": [{"tokens": r.tokens, "score_tokens": r.score_tokens, "out_of_range": r.out_of_range}
+                     for r in done]}
+    cp.save(info, tensors)
