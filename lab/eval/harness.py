@@ -11,6 +11,11 @@ for a causal model's log-likelihoods, and harmless for replacement interventions
 requests, so per-item results are taken from lm-eval's logged samples, one per document, in doc
 order, not from counting model calls. simple_evaluate's per-call environment report (1–5 s of
 subprocesses) is skipped.
+
+Numeric guard: every forward pass inside a run is checked for non-finite logits (a flag per batch,
+read once the run ends, so the GPU is not synchronised per batch); any NaN or infinity stops the
+stage with `NonFiniteLogits`, naming the condition, language and batch, instead of being scored as a
+wrong answer. Per-choice log-likelihoods are checked again when samples are compacted.
 """
 
 from __future__ import annotations
@@ -22,7 +27,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, ContextManager, Iterable, Iterator, Optional
 
-from lab.core.errors import BadInput
+from lab.core.errors import BadInput, StageFailed
+
+class NonFiniteLogits(StageFailed):
+    """The model produced NaN or infinite logits while being evaluated: a numeric failure, not an answer."""
+
 
 # per-item correctness, in order of preference: multiple choice → acc, generative → exact_match
 CORRECTNESS_KEYS = ("acc", "exact_match", "acc_norm", "em")
@@ -82,7 +91,7 @@ def _jsonable(x: Any) -> Any:
         return str(x)
 
 
-def compact_samples(task: str, raw: Iterable[dict[str, Any]], output_type: str) -> list[dict[str, Any]]:
+def compact_samples(task: str, raw: Iterable[dict[str, Any]], output_type: str, where: str = "") -> list[dict[str, Any]]:
     """lm-eval's logged samples → [{doc_id, target, lls | response, correct, acc/exact_match/f1 ...}].
 
     One record per document (the first filter's), sorted by doc_id, so two conditions line up item by item.
@@ -100,6 +109,10 @@ def compact_samples(task: str, raw: Iterable[dict[str, Any]], output_type: str) 
         resps = s.get("filtered_resps") or []
         if output_type in ("multiple_choice", "loglikelihood"):
             rec["lls"] = [float(r[0]) if isinstance(r, (list, tuple)) else float(r) for r in resps]
+            if not all(math.isfinite(x) for x in rec["lls"]):
+                raise NonFiniteLogits(f"non-finite log-likelihood in {where or 'evaluation'}, task {task}, document "
+                                      f"{doc_id}; the model (or the intervention) produced NaN/inf — try dtype = "
+                                      f"\"float32\" or a smaller intervention value")
         else:
             first = resps[0] if resps else ""
             rec["response"] = first if isinstance(first, str) else _jsonable(first)
@@ -125,16 +138,60 @@ def _without_env_report() -> Iterator[None]:
         ev.add_env_info = saved
 
 
+class _LogitGuard:
+    """Per-batch "all logits finite" flags from a forward hook; `check` raises on the first bad batch."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        self.flags: list[Any] = []
+
+    def hook(self, _module: Any, _args: Any, output: Any) -> None:
+        import torch
+
+        logits = getattr(output, "logits", None)
+        if logits is None and isinstance(output, (tuple, list)) and output:
+            logits = output[0]
+        if isinstance(logits, torch.Tensor):
+            self.flags.append(torch.isfinite(logits).all())
+
+    def check(self) -> None:
+        if not self.flags:
+            return
+        import torch
+
+        ok = torch.stack([f.to("cpu") for f in self.flags])
+        if not bool(ok.all()):
+            batch = int((~ok).nonzero()[0]) + 1
+            raise NonFiniteLogits(f"non-finite logits in {self.where}, batch {batch} of {len(ok)}: the model (or the "
+                                  f"intervention) produced NaN/inf, which would be scored as wrong answers — try dtype "
+                                  f"= \"float32\" or a smaller intervention value")
+
+
+@contextlib.contextmanager
+def _finite_logits(model: Any, where: str) -> Iterator[_LogitGuard]:
+    guard = _LogitGuard(where)
+    handle = model.register_forward_hook(guard.hook) if hasattr(model, "register_forward_hook") else None
+    try:
+        yield guard
+    finally:
+        if handle is not None:
+            handle.remove()
+
+
 def run_tasks(lm: Any, configs: list[dict[str, Any]], *, limit: Optional[int], seed: int,
-              hooks: Optional[ContextManager[Any]] = None) -> dict[str, TaskRun]:
-    """Evaluate task configs (dicts from lab.inputs.tasks.task_config) with simple_evaluate, inside `hooks`."""
+              hooks: Optional[ContextManager[Any]] = None, where: str = "") -> dict[str, TaskRun]:
+    """Evaluate task configs (dicts from lab.inputs.tasks.task_config) with simple_evaluate, inside `hooks`.
+
+    `where` names the run in errors (e.g. "condition intervention, language sw")."""
     from lm_eval.evaluator import simple_evaluate
     from lm_eval.tasks import TaskManager
 
     if not configs:
         return {}
     t0 = time.perf_counter()
-    with _without_env_report(), hooks if hooks is not None else contextlib.nullcontext():
+    where = where or ", ".join(c["task"] for c in configs)
+    with _without_env_report(), _finite_logits(getattr(lm, "model", None), where) as guard, \
+            hooks if hooks is not None else contextlib.nullcontext():
         try:
             res = simple_evaluate(model=lm, tasks=[dict(c) for c in configs],
                                   task_manager=TaskManager(include_defaults=False), limit=limit,
@@ -145,6 +202,10 @@ def run_tasks(lm: Any, configs: list[dict[str, Any]], *, limit: Optional[int], s
             names = ", ".join(c["task"] for c in configs)
             raise BadInput(f"cannot load the data of task(s) {names}: {str(exc).splitlines()[0]}; check "
                            f"[evaluate] data_dir or the task's data_files") from None
+        except RuntimeError:
+            guard.check()  # a sampler fed NaN probabilities fails here: name the batch instead
+            raise
+        guard.check()
     seconds = time.perf_counter() - t0
     if res is None:
         raise RuntimeError("lm-eval returned no results (not rank 0?)")
@@ -152,18 +213,23 @@ def run_tasks(lm: Any, configs: list[dict[str, Any]], *, limit: Optional[int], s
     for cfg in configs:
         name = cfg["task"]
         otype = str(res["configs"][name].get("output_type", cfg.get("output_type", "multiple_choice")))
-        samples = compact_samples(name, res["samples"][name], otype)
+        samples = compact_samples(name, res["samples"][name], otype, where)
         agg = {k.split(",")[0]: float(v) for k, v in res["results"][name].items()
                if "," in k and "_stderr" not in k and isinstance(v, (int, float))}
         out[name] = TaskRun(name, otype, samples, agg, seconds / len(configs))
     return out
 
 
+def item_vector(runs: list[TaskRun]) -> tuple[list[str], list[float]]:
+    """(["task:doc_id", ...], per-item correctness) in one fixed order: task name, then doc_id."""
+    pairs = sorted((k, c) for run in runs for k, c in zip(run.keys, run.correct))
+    return [f"{t}:{d}" for (t, d), _ in pairs], [c for _, c in pairs]
+
+
 def align(base: list[TaskRun], other: list[TaskRun]) -> tuple[list[float], list[float]]:
-    """Per-item correctness of two conditions on the same items (refuses mismatched item sets)."""
-    b = {k: c for run in base for k, c in zip(run.keys, run.correct)}
-    o = {k: c for run in other for k, c in zip(run.keys, run.correct)}
-    if b.keys() != o.keys():
+    """(other, base) per-item correctness on the same items, in item_vector's order (refuses mismatched items)."""
+    kb, b = item_vector(base)
+    ko, o = item_vector(other)
+    if kb != ko:
         raise RuntimeError("the two conditions were scored on different items; re-run the evaluate stage")
-    keys = sorted(b)
-    return [o[k] for k in keys], [b[k] for k in keys]
+    return o, b

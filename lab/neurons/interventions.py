@@ -3,14 +3,16 @@
 Registered by name (`zero`, `mean`, `p10`, `p90`, `scale`). `intervene(...)` is a context manager that
 adds forward hooks on the activation modules and removes them on exit, so outputs afterwards are
 bit-identical to before. Values for `mean`/`p10`/`p90` are the target language's own per-neuron
-statistics from `activation_stats.safetensors`.
+statistics from `activation_stats.safetensors`. `HookPlan` is intervention.json's recipe with those
+statistics loaded: every stage that applies the intervention builds its hooks from it.
 """
 
 from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
+from pathlib import Path
+from typing import Any, Callable, ContextManager, Iterator, Mapping, Optional, Sequence
 
 import torch
 from torch import nn
@@ -18,9 +20,8 @@ from torch import nn
 from lab.model.adapters import ArchitectureAdapter
 from lab.core.errors import BadInput
 from lab.core.registry import Registry
+from lab.neurons.sets import LayerNeurons, neurons_by_layer  # noqa: F401 (re-exported)
 
-# layer -> neuron indices in that layer
-LayerNeurons = Mapping[int, Sequence[int]]
 
 
 @dataclass(frozen=True)
@@ -44,14 +45,6 @@ register(Intervention("mean", "set the neurons to the language's mean activation
 register(Intervention("p10", "set the neurons to the language's 10th-percentile activation", lambda x, v, s: v.expand_as(x), "act_p10"))
 register(Intervention("p90", "set the neurons to the language's 90th-percentile activation", lambda x, v, s: v.expand_as(x), "act_p90"))
 register(Intervention("scale", "multiply the neurons by a factor", lambda x, v, s: x * s))
-
-
-def neurons_by_layer(pairs: Sequence[Sequence[int]]) -> dict[int, list[int]]:
-    """[[layer, index], ...] (neurons.json) → {layer: [index, ...]} sorted."""
-    out: dict[int, list[int]] = {}
-    for layer, idx in pairs:
-        out.setdefault(int(layer), []).append(int(idx))
-    return {k: sorted(v) for k, v in sorted(out.items())}
 
 
 def stat_values(stats: Mapping[str, torch.Tensor], languages: Sequence[str], stat: str, language: str,
@@ -102,3 +95,33 @@ def _make_hook(iv: Intervention, index: list[int], values: Optional[torch.Tensor
         return new
 
     return hook
+
+
+def read_activation_stats(path: Path) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """activation_stats.safetensors → (tensors, languages in tensor order)."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    with safe_open(str(path), framework="pt") as fh:
+        meta = fh.metadata() or {}
+    languages = [x for x in meta.get("languages", "").split(",") if x]
+    stats = load_file(str(path))
+    if not languages or "act_prob" not in stats or stats["act_prob"].shape[0] != len(languages):
+        raise BadInput(f"{path.name} lacks its 'languages' metadata or does not match it; re-run the identify stage")
+    return stats, languages
+
+
+@dataclass(frozen=True)
+class HookPlan:
+    """What the hooks write (intervention.json's value and scale) with the statistics they read."""
+
+    kind: str
+    scale: float
+    stats: Optional[Mapping[str, torch.Tensor]]
+    stat_languages: tuple[str, ...]
+
+    def hooks(self, model: nn.Module, adapter: ArchitectureAdapter, neurons: LayerNeurons,
+              language: str) -> ContextManager[None]:
+        """The intervention on `neurons`, with `language`'s statistics (the set's owner)."""
+        return intervene(model, adapter, neurons, self.kind, stats=self.stats, stat_languages=self.stat_languages,
+                         language=language, scale=self.scale)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from lab.core.errors import BadInput
-from lab.stages.evaluate import FT_CONDITIONS, FT_TREATED, finetune_assignment
+from lab.eval.conditions import FT_CONDITIONS, FT_TREATED, finetune_assignment
 
 STUDY_TOML = """
 [study]
