@@ -13,7 +13,6 @@ is checkpointed, so an interrupted stage resumes with the next one.
 
 from __future__ import annotations
 
-import gc
 import json
 import time
 from pathlib import Path
@@ -24,7 +23,7 @@ from lab.eval.fidelity import (LIBRARY, LanguageID, PromptScore, detected_share,
                           prompt_score)
 from lab.eval.generation import (GenerationSettings, PromptResult, generate_continuations, prompt_file, prompts_folder,
                             read_prompts, sampling_seed)
-from lab.neurons.interventions import intervene
+from lab.eval.conditions import FT_CONDITIONS, FT_TREATED, ConditionModels, finetune_assignment, plan_slots
 from lab.model.loading import load_for_stage
 from lab.stages import STAGES
 from lab.stages.context import StageContext
@@ -174,28 +173,10 @@ def score_language(lid: LanguageID, lang: str, by_cond: dict[str, list[PromptRes
 
 def _run_test_time(ctx: StageContext, plan: dict[str, Any], prompts: dict[str, list[str]]
                    ) -> tuple[Probe, dict[str, Any], tuple[str, ...], tuple[str, ...]]:
-    from lab.stages.intervene import neuron_sets, read_activation_stats
-
-    if not plan.get("check", {}).get("passed", False):
-        raise BadInput("the intervene stage's hook check did not pass; re-run intervene before the generation probe")
+    """Every language under its own identified and random neurons (lab.eval.conditions, no spillover)."""
+    probe = _run_slots(ctx, plan, prompts, TEST_TIME_CONDITIONS)
     kind = plan["value"]
     scale = float(plan["scale"] if plan.get("scale") is not None else ctx.cfg["intervention"].get("scale", 2.0))
-    identified, control = neuron_sets(ctx)
-    stats, stat_langs = read_activation_stats(ctx.artifact_path("identify", "activation_stats.safetensors"))
-    sets = {"intervention": identified, "control": control}
-    for lang in prompts:
-        if lang not in identified or lang not in control:
-            raise BadInput(f"identify produced no neuron set for {lang}; re-run the identify stage")
-    probe = Probe(ctx, prompts, TEST_TIME_CONDITIONS)
-    todo = [(lang, cond) for lang in prompts for cond in TEST_TIME_CONDITIONS if probe.pending(lang, cond)]
-    loaded = load_for_stage(ctx) if todo else None
-    for lang in prompts:
-        for cond in TEST_TIME_CONDITIONS:
-            hooks = None
-            if loaded is not None and cond != "baseline" and (lang, cond) in todo:
-                hooks = intervene(loaded.model, loaded.adapter, sets[cond][lang], kind, stats=stats,
-                                  stat_languages=stat_langs, language=lang, scale=scale)
-            probe.run(loaded.model if loaded else None, loaded.tokenizer if loaded else None, lang, cond, hooks)
     described = {"kind": "test_time", "value": kind, "scale": scale if kind == "scale" else None}
     return probe, described, TEST_TIME_CONDITIONS, TEST_TIME_CONDITIONS[1:]
 
@@ -204,30 +185,24 @@ def _run_finetune(ctx: StageContext, plan: dict[str, Any], prompts: dict[str, li
                   ) -> tuple[Probe, dict[str, Any], tuple[str, ...], tuple[str, ...]]:
     """Each trained variant is merged into a copy of the model once and serves every language that
     uses it (the evaluate stage's assignment: a high-resource language gets the first target's)."""
-    from lab.neurons.finetune import load_condition, variant_adapter_dir
-    from lab.stages.evaluate import FT_CONDITIONS, FT_TREATED, finetune_assignment
-
-    languages = list(prompts)
-    assignment = finetune_assignment(plan, list(ctx.cfg["languages"]["targets"]), languages)
-    schedule: dict[Optional[str], list[tuple[str, str]]] = {None: [(lang, "baseline") for lang in languages]}
-    for lang in languages:
-        for cond in FT_TREATED:
-            schedule.setdefault(assignment[lang][cond], []).append((lang, cond))
-    probe = Probe(ctx, prompts, FT_CONDITIONS)
-    loaded = None
-    for variant, pairs in schedule.items():
-        todo = [pair for pair in pairs if probe.pending(*pair)]
-        model = None
-        if todo:
-            loaded = loaded or load_for_stage(ctx)
-            ctx.progress(probe.done, probe.total, "runs", f"loading {variant or 'baseline'}", force=True)
-            model = load_condition(loaded, None if variant is None else variant_adapter_dir(ctx, variant))
-        for lang, cond in pairs:
-            probe.run(model, loaded.tokenizer if loaded else None, lang, cond,
-                      label=f"{lang} · {cond} ({variant or 'untouched'})")
-        if variant is not None and model is not None:  # free the merged copy before the next one
-            del model
-            gc.collect()
+    assignment = finetune_assignment(plan, list(ctx.cfg["languages"]["targets"]), list(prompts))
+    probe = _run_slots(ctx, plan, prompts, FT_CONDITIONS)
     described = {"kind": "finetune", "variants": assignment,
                  "high_resource_rule": "high-resource languages are probed under the first target's adapters"}
     return probe, described, FT_CONDITIONS, FT_TREATED
+
+
+def _run_slots(ctx: StageContext, plan: dict[str, Any], prompts: dict[str, list[str]],
+               conditions: tuple[str, ...]) -> Probe:
+    """Generate for every (language, condition) slot, one model at a time (lab.eval.conditions)."""
+    slots = plan_slots(plan, list(prompts), list(ctx.cfg["languages"]["targets"]), spillover=False)
+    models = ConditionModels(ctx, plan, slots, load_for_stage)
+    probe = Probe(ctx, prompts, conditions)
+    for model, group in models.groups(slots, lambda s: probe.pending(s.language, s.condition)):
+        tokenizer = models.loaded.tokenizer if models.loaded is not None else None
+        for s in group:
+            hooks = models.hooks(model, s.recipe) if model is not None else None
+            probe.run(model, tokenizer, s.language, s.condition, hooks, label=f"{s.language} · {s.condition} "
+                      f"({s.recipe.describe()})")
+        model = None  # free a merged copy before the next one
+    return probe
