@@ -190,7 +190,8 @@ def generation_blocks(facts: StudyFacts) -> list[Block]:
         return blocks + [Para("No generation probe results (the generate stage has not finished).")]
     blocks.append(_table(table, "Language fidelity of continuations (greedy and sampled) of fixed prompts: share in "
                          "the prompt's language, Δ vs baseline in points with its paired 95% bootstrap CI over "
-                         "prompts, share switched to English, share degenerate (empty or looping), share of "
+                         "prompts, share switched to English, share switched to any other language (the "
+                         "identifier's full label set), share degenerate (empty or looping), share of "
                          "prompts whose greedy continuation changed", ""))
     pairs = gen.example_pairs(facts)
     if pairs:

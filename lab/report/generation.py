@@ -39,7 +39,9 @@ def fidelity_records(facts: StudyFacts) -> list[dict[str, Any]]:
             delta = by.get(("language_fidelity_delta", lang, cond))
             get = lambda name: by[(name, lang, cond)].value if (name, lang, cond) in by else None  # noqa: E731
             out.append({"language": lang, "role": _role(facts, lang), "condition": cond, "prompts": fid.n,
-                        "language_fidelity": fid.value, "switch_to_english": get("switch_to_english"),
+                        "language_fidelity": fid.value, "language_fidelity_ci_low": fid.ci_low,
+                        "language_fidelity_ci_high": fid.ci_high, "switch_to_english": get("switch_to_english"),
+                        "switch_to_other": get("switch_to_other"),
                         "degenerate_rate": get("degenerate_rate"),
                         "fidelity_delta": delta.value if delta else None,
                         "fidelity_delta_ci_low": delta.ci_low if delta else None,
@@ -61,13 +63,14 @@ def fidelity_table(facts: StudyFacts) -> pd.DataFrame:
         "Δ CI low": [_pct(r["fidelity_delta_ci_low"]) for r in recs],
         "Δ CI high": [_pct(r["fidelity_delta_ci_high"]) for r in recs],
         "→ English (%)": [_pct(r["switch_to_english"]) for r in recs],
+        "→ other (%)": [_pct(r["switch_to_other"]) for r in recs],
         "degenerate (%)": [_pct(r["degenerate_rate"]) for r in recs],
         "greedy text changed (%)": [_pct(r["continuation_changed"]) for r in recs],
     })
     out.attrs["merge"] = {"Δ 95% CI": ("Δ CI low", "Δ CI high")}
     return _with_fmt(out, {"prompts": "int", "in language (%)": "{:.1f}", "Δ vs baseline (pts)": "{:+.1f}",
                            "Δ CI low": "{:+.1f}", "Δ CI high": "{:+.1f}", "→ English (%)": "{:.1f}",
-                           "degenerate (%)": "{:.1f}", "greedy text changed (%)": "{:.0f}"})
+                           "→ other (%)": "{:.1f}", "degenerate (%)": "{:.1f}", "greedy text changed (%)": "{:.0f}"})
 
 
 def _clip(text: str) -> str:
@@ -124,5 +127,9 @@ def generation_summary(facts: StudyFacts) -> Optional[dict[str, Any]]:
         return None
     data = facts.read_json(STAGE, ARTIFACT)
     info = data if isinstance(data, dict) else {}
+    for rec in recs:  # the top languages other than the prompt's, {code: continuations}, largest first
+        summary = ((info.get("languages") or {}).get(rec["language"]) or {}).get("summary") or {}
+        others = (summary.get(rec["condition"]) or {}).get("other_languages") or {}
+        rec["top_other_languages"] = dict(list(others.items())[:3])
     return {"fidelity": recs, "examples": example_pairs(facts), "settings": info.get("settings"),
             "language_id": info.get("language_id"), "skipped": info.get("skipped", {})}

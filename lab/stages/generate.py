@@ -4,11 +4,12 @@ For every evaluated language (targets, then high-resource) it continues a fixed 
 greedily and with seeded sampling under each condition: baseline, intervention and random control
 (test-time hooks from intervention.json), or with [intervention] kind = "finetune" the untouched
 model and each trained variant, assigned to languages exactly as the evaluate stage does. Each
-continuation's language is identified (lab.eval.fidelity); per language and condition the stage stores
-language fidelity, switches to English and degenerate output, paired against the baseline, and
-writes every continuation to continuations.json. It runs before evaluate and has no gate, so these
-side-effect numbers exist even when the evaluate gate stops the pilot. Each (language, condition)
-is checkpointed, so an interrupted stage resumes with the next one.
+continuation's language is identified over the identifier's full label set (lab.eval.fidelity); per
+language and condition the stage stores language fidelity (Wilson interval over prompts), switches to
+English and to any other language, and degenerate output, paired against the baseline, and writes
+every continuation and the other languages detected to continuations.json. It runs before evaluate
+and has no gate, so these side-effect numbers exist even when the evaluate gate stops the pilot.
+Each (language, condition) is checkpointed, so an interrupted stage resumes with the next one.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 from lab.core.errors import BadInput
-from lab.eval.fidelity import (LIBRARY, LanguageID, PromptScore, detected_share, fidelity_rows, library_version,
-                          prompt_score)
+from lab.eval.fidelity import (LIBRARY, LanguageID, PromptScore, detected_share, fidelity_rows, other_languages,
+                               prompt_score)
 from lab.eval.generation import (GenerationSettings, PromptResult, generate_continuations, prompt_file, prompts_folder,
                             read_prompts, sampling_seed)
 from lab.eval.conditions import FT_CONDITIONS, FT_TREATED, ConditionModels, finetune_assignment, plan_slots
@@ -114,7 +115,7 @@ def run(ctx: StageContext) -> None:
         raise BadInput(f"intervention.json was made for kind = {plan.get('kind')!r} but the study says "
                        f"{cfg['intervention']['kind']!r}; re-run the intervene stage")
     prompts, skipped, folder = plan_prompts(ctx)
-    lid = LanguageID(list(cfg["languages"]["all"]) + ["en"])
+    lid = LanguageID(list(cfg["languages"]["all"]))
     for lang in [x for x in prompts if x in lid.unsupported]:
         skipped[lang] = f"the language identifier ({LIBRARY}) does not cover {lang}"
         del prompts[lang]
@@ -137,9 +138,10 @@ def run(ctx: StageContext) -> None:
     ctx.metrics(rows)
     ctx.write_json(ARTIFACT, {
         "conditions": list(conditions), "intervention": described,
-        "settings": {**probe.settings.to_json(), "n_prompts": ctx.config.generate.n_prompts, "seed": ctx.seed,
+        "settings": {**probe.settings.to_json(), "n_prompts": ctx.config.generate.n_prompts,
+                     "prompts_per_language": {lang: len(p) for lang, p in prompts.items()}, "seed": ctx.seed,
                      "prompts": str(folder)},
-        "language_id": {"library": LIBRARY, "version": library_version(), "candidates": lid.candidates},
+        "language_id": lid.describe(),
         "skipped": skipped, "languages": languages,
     })
     for lang, why in skipped.items():
@@ -167,7 +169,8 @@ def score_language(lid: LanguageID, lang: str, by_cond: dict[str, list[PromptRes
                 "greedy": {**res.greedy.to_json(), "language": found[0][0], "confidence": round(found[0][1], 4)},
                 "samples": [{**c.to_json(), "language": d, "confidence": round(p, 4)}
                             for c, (d, p) in zip(res.samples, found[1:])]}
-        summary[cond] = {"detected": detected_share(all_detected)}
+        summary[cond] = {"detected": detected_share(all_detected),
+                         "other_languages": other_languages(lang, all_detected)}
     return scores, {"prompts": records, "summary": summary}
 
 

@@ -125,7 +125,7 @@ class GenerateSection(_Section):
     """The generation probe: prompts per language, decoding settings (docs/generation.md)."""
 
     prompts: Optional[str] = None  # folder of <lang>.txt, one prompt per line; default examples/prompts
-    n_prompts: int = Field(default=8, ge=1)  # the first N prompts of each language
+    n_prompts: Optional[int] = Field(default=None, ge=1)  # the first N prompts of each language; default all
     max_new_tokens: int = Field(default=24, ge=1, le=1024)
     samples: int = Field(default=1, ge=0, le=32)  # seeded sampled continuations per prompt
     temperature: float = Field(default=0.8, gt=0, le=10)

@@ -12,7 +12,9 @@ from typing import Any, Iterator
 import pytest
 
 from lab.core.errors import BadInput
-from lab.eval.fidelity import LanguageID, PromptScore, fidelity_rows, prompt_score
+from lab.eval.fidelity import (LanguageID, PromptScore, fidelity_rows, id_label, other_languages, prompt_score,
+                                share_interval)
+from lab.eval.stats import wilson_interval
 from lab.eval.generation import (DEMO_PROMPTS, GenerationSettings, PromptResult, degenerate_reason,
                             generate_continuations, is_loop, read_prompts, sampling_seed)
 from lab.core.paths import DEMO_MODEL, EXAMPLES
@@ -56,28 +58,52 @@ def test_language_id_classifies_the_demo_prompts_and_corpus_lines() -> None:
     lid = LanguageID(DEMO_LANGS)
     for lang in DEMO_LANGS:
         prompts = read_prompts(DEMO_PROMPTS, lang)
-        assert [lid.detect(p)[0] for p in prompts] == [lang] * len(prompts)
+        assert len(prompts) >= 30  # the default n_prompts takes them all
+        assert [lid.detect(p)[0] for p in prompts] == [lang] * len(prompts)  # over the full label set
         lines = [ln for ln in (EXAMPLES / "corpora" / f"{lang}.txt").read_text(encoding="utf-8").splitlines() if ln]
         short = [" ".join(ln.split()[:8]) for ln in lines]
         rate = sum(lid.detect(s)[0] == lang for s in short) / len(short)
         assert rate >= 0.97, f"{lang}: {rate:.3f} of 8-word corpus snippets identified"
 
 
-def test_language_id_candidates_and_undetermined_text() -> None:
-    lid = LanguageID(["sw", "en", "xyz", "zh_Hans", "sw"])
-    assert lid.candidates == ["sw", "en", "zh_Hans"] and lid.unsupported == ["xyz"]
+def test_language_id_uses_the_full_label_set_and_maps_study_codes() -> None:
+    lid = LanguageID(["sw", "en", "xyz", "zh_Hans", "nb", "sw"])
+    assert lid.supported == ["sw", "en", "zh_Hans", "nb"] and lid.unsupported == ["xyz"]
+    assert len(lid.labels) > 100 and {"it", "es", "pt", "ln"} <= set(lid.labels)  # not restricted to the study
+    assert lid.codes == {"sw": "sw", "en": "en", "zh_Hans": "zh", "nb": "no"}
+    assert id_label("pt-BR") == "pt" and id_label("fil") == "tl" and id_label("SW") == "sw"
     assert lid.detect("   ... 42 !")[0] == "und"
-    assert lid.detect("这是一个测试句子")[0] == "zh_Hans"  # reported back in the study's code
-    # restricted to the candidates: French text must come out as one of them, never 'fr'
-    assert lid.detect("Hier, mon frère est allé au marché avec sa tante.")[0] in ("sw", "en", "zh_Hans")
+    assert lid.detect("这是一个测试句子")[0] == "zh_Hans"  # a study language comes back in the study's code
+    assert lid.detect("Jeg har kjøpt en ny sykkel, og i morgen skal jeg sykle til byen.")[0] == "nb"
+    # a language outside the study is named as itself, never as the nearest study language
+    assert lid.detect("Hier, mon frère est allé au marché avec sa tante.")[0] == "fr"
+    assert lid.detect("Ieri mio fratello è andato al mercato con la zia e ha comprato del pane.")[0] == "it"
     with pytest.raises(BadInput, match="knows none of xyz"):
         LanguageID(["xyz"])
+
+
+def test_a_continuation_in_a_third_language_is_a_switch() -> None:
+    """A Swahili prompt continued in Italian or Spanish (our own sentences): detected as such over the
+    full label set, it counts as a switch to another language, not as Swahili or English."""
+    lid = LanguageID(["en", "sw"])
+    continuations = [" na baadaye walikula chakula cha mchana pamoja nyumbani kwa bibi yao.",
+                     " e poi siamo andati tutti insieme a mangiare una pizza vicino alla stazione.",
+                     " y después fuimos todos juntos a comer en la casa de mi abuela."]
+    detected = [lid.detect(c)[0] for c in continuations]
+    assert detected == ["sw", "it", "es"]
+    s = prompt_score("sw", detected, [False] * 3, continuations[0])
+    assert (s.in_language, s.english, s.other) == pytest.approx((1 / 3, 0.0, 2 / 3))
+    assert other_languages("sw", detected + ["it", "und", "en"]) == {"it": 2, "en": 1, "es": 1}
+    # for an English prompt, text in a study language other than English is a switch as well
+    e = prompt_score("en", ["sw", "en", "und"], [False, False, True], "g")
+    assert (e.in_language, e.english, e.other, e.degenerate) == pytest.approx((1 / 3, 0.0, 1 / 3, 1 / 3))
 
 
 # ---- statistics ----------------------------------------------------------------------------------
 
 def _scores(in_lang: list[float], english: list[float], degenerate: list[float], texts: list[str]) -> list[PromptScore]:
-    return [PromptScore(a, b, c, t) for a, b, c, t in zip(in_lang, english, degenerate, texts)]
+    """Prompt scores whose remaining share (neither in language, English nor degenerate) went elsewhere."""
+    return [PromptScore(a, b, max(0.0, 1 - a - b - c), c, t) for a, b, c, t in zip(in_lang, english, degenerate, texts)]
 
 
 def test_fidelity_rows_pair_conditions_on_the_same_prompts() -> None:
@@ -92,6 +118,11 @@ def test_fidelity_rows_pair_conditions_on_the_same_prompts() -> None:
     get = {(r["name"], r["condition"]): r for r in rows}
     assert get[("language_fidelity", "baseline")]["value"] == pytest.approx(5.5 / 6)
     assert get[("language_fidelity", "intervention")]["value"] == pytest.approx(1 / 6)
+    for cond, mean in (("baseline", 5.5 / 6), ("intervention", 1 / 6)):  # Wilson interval over the 6 prompts
+        w = wilson_interval(round(mean * 6, 6), 6)
+        row = get[("language_fidelity", cond)]
+        assert (row["ci_low"], row["ci_high"], row["n"]) == pytest.approx((w.low, w.high, 6))
+    assert get[("switch_to_other", "intervention")]["value"] == pytest.approx(0.5 / 6)  # prompt 4: half elsewhere
     d = get[("language_fidelity_delta", "intervention")]
     assert d["value"] == pytest.approx(1 / 6 - 5.5 / 6) and d["ci_low"] <= d["value"] <= d["ci_high"] < 0
     assert d["n"] == 6
@@ -105,9 +136,22 @@ def test_fidelity_rows_pair_conditions_on_the_same_prompts() -> None:
     assert not any(r["name"].startswith("switch_to_english") for r in en_rows)  # staying in English is fidelity
 
 
+def test_share_interval_is_wilson_over_prompts() -> None:
+    """20 of 20 prompts in language: [0.839, 1], never the zero-width [1, 1] a bootstrap gives."""
+    w = share_interval([1.0] * 20)
+    assert (w.value, w.high, w.n) == (1.0, 1.0, 20) and w.low == pytest.approx(0.8389, abs=1e-4)
+    z = share_interval([0.0] * 8)
+    assert z.low == 0.0 and z.high == pytest.approx(0.3244, abs=1e-4)
+    # fractional shares (greedy + sampled continuations per prompt): p = mean share, n = prompts
+    f = share_interval([1.0, 0.5, 0.5, 1.0, 0.0, 1.0])
+    ref = wilson_interval(4, 6)
+    assert (f.value, f.low, f.high, f.n) == pytest.approx((ref.value, ref.low, ref.high, 6))
+    assert share_interval([1.0] * 20, confidence=0.99).low < w.low  # the level is honoured
+
+
 def test_prompt_score_counts_each_continuation() -> None:
     s = prompt_score("sw", ["sw", "en", "und"], [False, False, True], "g")
-    assert (s.in_language, s.english, s.degenerate) == pytest.approx((1 / 3, 1 / 3, 1 / 3))
+    assert (s.in_language, s.english, s.other, s.degenerate) == pytest.approx((1 / 3, 1 / 3, 0, 1 / 3))
     with pytest.raises(ValueError):
         prompt_score("sw", [], [], "g")
 
@@ -118,6 +162,7 @@ def test_prompt_files(tmp_path: Path) -> None:
     (tmp_path / "sw.txt").write_text("\n  Jana jioni  \n\nKila asubuhi\nSokoni leo\n", encoding="utf-8")
     assert read_prompts(tmp_path, "sw") == ["Jana jioni", "Kila asubuhi", "Sokoni leo"]
     assert read_prompts(tmp_path, "sw", 2) == ["Jana jioni", "Kila asubuhi"]
+    assert read_prompts(tmp_path, "sw", None) == read_prompts(tmp_path, "sw", 50)  # None (the default): all
     with pytest.raises(BadInput, match="has no ur.txt"):
         read_prompts(tmp_path, "ur")
     (tmp_path / "hi.txt").write_text("\n \n", encoding="utf-8")
@@ -132,8 +177,11 @@ def test_generate_table_is_validated_at_new(tmp_path: Path, tiny_llama_dir: Path
     path = write_study_toml(tmp_path / "s.toml", tiny_llama_dir, tiny_corpus_dir)
     base = path.read_text(encoding="utf-8")
     _, cfg, _ = load_study_file(path)
-    assert cfg["generate"] == {"prompts": None, "n_prompts": 8, "max_new_tokens": 24, "samples": 1,
-                               "temperature": 0.8, "top_p": 0.95}
+    assert cfg["generate"] == {"prompts": None, "n_prompts": None, "max_new_tokens": 24, "samples": 1,
+                               "temperature": 0.8, "top_p": 0.95}  # n_prompts None: every prompt in the file
+    path.write_text(base + "\n[generate]\nn_prompts = 0\n", encoding="utf-8")
+    with pytest.raises(BadInput, match=r"\[generate\] n_prompts"):
+        load_study_file(path)
     path.write_text(base + "\n[generate]\nmax_tokens = 5\n", encoding="utf-8")
     with pytest.raises(BadInput, match=r"unknown key \[generate\] max_tokens"):
         load_study_file(path)

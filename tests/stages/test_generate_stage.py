@@ -86,9 +86,10 @@ def test_generate_stage_metrics_artifact_and_resume(tmp_path: Path, tiny_llama_d
     get = {(m.name, m.language, m.condition): m for m in rows}
     for lang in ("sw", "en"):  # every evaluated language (fr, de are neither targets nor high-resource)
         for cond in ("baseline", "intervention", "control"):
-            for name in ("language_fidelity", "degenerate_rate"):
+            for name in ("language_fidelity", "switch_to_other", "degenerate_rate"):
                 m = get[(name, lang, cond)]
                 assert m.n == 3 and 0 <= m.ci_low <= m.value <= m.ci_high <= 1
+                assert m.ci_low < m.ci_high  # Wilson over 3 prompts: never zero width
         for cond in ("intervention", "control"):
             d = get[("language_fidelity_delta", lang, cond)]
             assert d.value == pytest.approx(get[("language_fidelity", lang, cond)].value
@@ -102,19 +103,33 @@ def test_generate_stage_metrics_artifact_and_resume(tmp_path: Path, tiny_llama_d
     art = json.loads((store.home.stage_dir(study.id, "generate") / "continuations.json").read_text(encoding="utf-8"))
     assert art["conditions"] == ["baseline", "intervention", "control"]
     assert art["intervention"] == {"kind": "test_time", "value": "zero", "scale": None}
-    assert art["language_id"]["library"] == "py3langid" and art["language_id"]["candidates"] == ["en", "fr", "de", "sw"]
+    lid = art["language_id"]
+    assert lid["library"] == "py3langid" and lid["label_set"] == "full" and lid["labels"] > 100
+    assert lid["codes"] == {"en": "en", "fr": "fr", "de": "de", "sw": "sw"}
+    assert art["settings"]["n_prompts"] == 3 and art["settings"]["prompts_per_language"] == {"sw": 3, "en": 3}
     assert art["settings"]["samples"] == 2 and art["settings"]["max_new_tokens"] == 8
     sw = art["languages"]["sw"]["prompts"]
     assert [p["prompt"] for p in sw] == (ROOT_DIR / "examples/prompts/sw.txt").read_text(
         encoding="utf-8").splitlines()[:3]
     first = sw[0]["conditions"]
     assert set(first) == {"baseline", "intervention", "control"}
-    assert len(first["baseline"]["samples"]) == 2 and first["baseline"]["greedy"]["language"] in art["language_id"]["candidates"] + ["und"]
+    assert len(first["baseline"]["samples"]) == 2 and isinstance(first["baseline"]["greedy"]["language"], str)
     assert {"text", "tokens", "degenerate", "language", "confidence"} <= set(first["intervention"]["greedy"])
     # the stored fidelity is what the artifact's detections say
     detected = [c["language"] for p in sw for c in [p["conditions"]["baseline"]["greedy"], *p["conditions"]["baseline"]["samples"]]]
     per_prompt = [sum(d == "sw" for d in detected[i * 3:(i + 1) * 3]) / 3 for i in range(3)]
     assert get[("language_fidelity", "sw", "baseline")].value == pytest.approx(sum(per_prompt) / 3)
+    from lab.eval.stats import wilson_interval
+
+    w = wilson_interval(round(sum(per_prompt), 9), 3)
+    m = get[("language_fidelity", "sw", "baseline")]
+    assert (m.ci_low, m.ci_high) == pytest.approx((w.low, w.high))
+    # every detection outside sw and English is a switch to another language, and is counted by name
+    others = [d for d in detected if d not in ("sw", "en", "und")]
+    assert get[("switch_to_other", "sw", "baseline")].value == pytest.approx(len(others) / 9)
+    summary = art["languages"]["sw"]["summary"]["baseline"]
+    assert sum(summary["other_languages"].values()) == len(others) + detected.count("en")
+    assert "sw" not in summary["other_languages"] and "und" not in summary["other_languages"]
 
     # interrupted after everything was checkpointed: a rerun generates nothing and stores the same numbers
     import lab.stages.generate as generate_stage
@@ -273,6 +288,8 @@ def test_report_has_the_fidelity_table_and_escaped_example_pairs(tmp_path: Path)
             rows.append(dict(stage="generate", name="language_fidelity", language=lang, condition=cond, value=v,
                              ci_low=v, ci_high=v, n=4))
             rows.append(dict(stage="generate", name="degenerate_rate", language=lang, condition=cond, value=0.0, n=4))
+            rows.append(dict(stage="generate", name="switch_to_other", language=lang, condition=cond,
+                             value=0.5 if (lang, cond) == ("sw", "intervention") else 0.0, n=4))
             if cond != "baseline":
                 rows.append(dict(stage="generate", name="language_fidelity_delta", language=lang, condition=cond,
                                  value=v - base, ci_low=v - base - 0.1, ci_high=min(v - base + 0.1, 0), n=4))
@@ -286,7 +303,8 @@ def test_report_has_the_fidelity_table_and_escaped_example_pairs(tmp_path: Path)
                                                                 "control": g("went home.", "en")}}]},
         "sw": {"prompts": [{"prompt": "Jana <b>jioni</b>", "conditions": {
             "baseline": g("watoto walikwenda sokoni.", "sw"), "intervention": g("<script>alert(1)</script> went", "en"),
-            "control": g("watoto walikwenda sokoni.", "sw")}}]}}}
+            "control": g("watoto walikwenda sokoni.", "sw")}}],
+               "summary": {"intervention": {"other_languages": {"en": 3, "it": 2, "es": 1, "pt": 1}}}}}}
     path = store.home.stage_dir(sid, "generate") / "continuations.json"
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps(art), encoding="utf-8")
@@ -310,5 +328,9 @@ def test_report_has_the_fidelity_table_and_escaped_example_pairs(tmp_path: Path)
     gen = data["generation"]
     rec = next(r for r in gen["fidelity"] if r["language"] == "sw" and r["condition"] == "intervention")
     assert rec["language_fidelity"] == 0.25 and rec["fidelity_delta"] == -0.75 and rec["continuation_changed"] == 0.5
+    assert rec["switch_to_other"] == 0.5 and (rec["language_fidelity_ci_low"], rec["language_fidelity_ci_high"]) == (0.25, 0.25)
+    assert rec["top_other_languages"] == {"en": 3, "it": 2, "es": 1}  # the top three, largest first
+    base = next(r for r in gen["fidelity"] if r["language"] == "sw" and r["condition"] == "baseline")
+    assert base["top_other_languages"] == {}  # no summary for that condition: none named
     assert [e["language"] for e in gen["examples"]] == ["sw", "en"]
     assert gen["examples"][0]["intervention"] == {"text": "<script>alert(1)</script> went", "language": "en"}
