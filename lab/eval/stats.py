@@ -73,10 +73,10 @@ def _strata_index(strata: Optional[Sequence[object]], n: int) -> list[np.ndarray
         return [np.arange(n)]
     if len(strata) != n:
         raise ValueError(f"{len(strata)} strata labels for {n} items")
-    groups: dict[object, list[int]] = {}
-    for i, s in enumerate(strata):
-        groups.setdefault(s, []).append(i)
-    return [np.asarray(v) for _, v in sorted(groups.items(), key=lambda kv: str(kv[0]))]
+    labels = np.asarray(strata) if isinstance(strata, np.ndarray) else np.asarray([str(s) for s in strata])
+    keys, inverse = np.unique(labels, return_inverse=True)
+    order = sorted(range(len(keys)), key=lambda i: str(keys[i]))
+    return [np.flatnonzero(inverse == i) for i in order]
 
 
 def bootstrap_mean_ci(scores: Sequence[float], *, resamples: int = 2000, seed: int = 0) -> Interval:

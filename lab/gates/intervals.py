@@ -10,21 +10,24 @@ from typing import Any, Iterable, Optional
 GO, NO_GO, INCONCLUSIVE = "go", "no-go", "inconclusive"
 
 
-def three_way(interval_low: float, interval_high: float, threshold: float, higher_is_better: bool = True) -> str:
+def three_way(interval_low: float, interval_high: float, threshold: float, higher_is_better: bool = True,
+              *, strict: bool = True) -> str:
     """`go` when the whole interval clears the threshold, `no-go` when the whole interval falls short
     of it, `inconclusive` when it straddles it (more items would decide).
 
-    Strict inequalities: an interval that touches the threshold has not cleared it.
+    strict=True ("must beat"): an interval that touches the threshold has not cleared it.
+    strict=False ("at least"): a bound equal to the threshold clears it (gain ≥ 1 point). An interval
+    wholly on the wrong side is no-go either way.
     """
     if interval_low > interval_high:
         raise ValueError(f"interval low {interval_low} is above its high {interval_high}")
     if higher_is_better:
-        if interval_low > threshold:
+        if interval_low > threshold or (not strict and interval_low == threshold):
             return GO
         if interval_high < threshold:
             return NO_GO
     else:
-        if interval_high < threshold:
+        if interval_high < threshold or (not strict and interval_high == threshold):
             return GO
         if interval_low > threshold:
             return NO_GO
@@ -63,7 +66,7 @@ def items_to_decide(n: int, value: float, low: float, high: float, threshold: fl
     """
     if n <= 0:
         raise ValueError("items_to_decide needs the current item count (> 0)")
-    if low > threshold or high < threshold:
+    if low >= threshold or high <= threshold:
         return int(n)
     gap = abs(value - threshold)
     if gap <= 1e-12:
@@ -86,13 +89,15 @@ class Comparison:
     n_per_stratum: int
     items_needed: Optional[int] = None  # per stratum; only for inconclusive comparisons
     higher_is_better: bool = True
+    strict: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def reason(self, unit: str = " points") -> str:
         mark = {GO: "✓", NO_GO: "✗"}.get(self.verdict, "?")
-        need = ">" if self.higher_is_better else "<"
+        need = (">" if self.higher_is_better else "<") + ("" if self.strict else "=")
+        need = {">=": "≥", "<=": "≤"}.get(need, need)
         text = (f"{mark} {self.name} {self.value:+.2f}{unit}, {100 * self.confidence:.4g}% CI "
                 f"[{self.low:+.2f}, {self.high:+.2f}] (need {need} {self.threshold:+.2f}): {self.verdict}")
         if self.verdict == INCONCLUSIVE:
@@ -103,9 +108,9 @@ class Comparison:
 
 
 def decide(name: str, value: float, low: float, high: float, threshold: float, *, confidence: float,
-           n_per_stratum: int, higher_is_better: bool = True) -> Comparison:
+           n_per_stratum: int, higher_is_better: bool = True, strict: bool = True) -> Comparison:
     """Build the Comparison for one interval against one threshold."""
-    verdict = three_way(low, high, threshold, higher_is_better)
+    verdict = three_way(low, high, threshold, higher_is_better, strict=strict)
     needed = items_to_decide(n_per_stratum, value, low, high, threshold) if verdict == INCONCLUSIVE and n_per_stratum > 0 else None
     return Comparison(name, float(value), float(low), float(high), float(threshold), float(confidence), verdict,
-                      int(n_per_stratum), needed, higher_is_better)
+                      int(n_per_stratum), needed, higher_is_better, strict)
