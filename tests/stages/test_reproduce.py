@@ -370,13 +370,22 @@ def test_reproduce_stage_runs_in_a_worker_and_reruns_identically(tmp_path: Path,
     assert ppxc["languages"] == langs
     assert set(ppxc["baseline_ppl"]) == set(langs)
     assert len(ppxc["identified"]) == len(ppxc["control"]) == 3 and all(len(r) == 3 for r in ppxc["identified"])
-    assert ppxc["tokens"] == {lang: 256 - 4 for lang in langs}  # 4 blocks of 64, one unpredicted token each
+    blocks = json.loads((store.home.stage_dir(sid, "reproduce") / "ppxc_blocks.json").read_text(encoding="utf-8"))
+    assert list(blocks["block_nll_sum"]) == pass_keys(langs)
+    for lang in langs:  # every held-out token after a block's first position is predicted once
+        assert 250 <= ppxc["tokens"][lang] == sum(blocks["block_tokens"][lang]) <= 256
+        assert len(blocks["block_tokens"][lang]) >= 4
+        over = ppxc["increase_over_control"][lang]
+        value, n = metrics[("ppl_increase_over_control", lang, "identified")]
+        assert value == over["increase_over_control_pct"] and over["ci"][0] <= value <= over["ci"][1]
+        assert n == over["blocks"] == len(blocks["block_tokens"][lang])
+    assert ppxc["interval"]["confidence"] == pytest.approx(0.95) and ppxc["interval"]["family"] == ["sw"]
     for lang in langs:
         assert metrics[("stability_jaccard", lang, "identified")][0] == stability["jaccard"][lang]["identified"]
         assert ("stability_jaccard", lang, "control") in metrics
         assert ("ppxc_diagonal_dominant", lang, "identified") in metrics
         assert ("ppxc_control_ratio", lang, "identified") in metrics
-        assert metrics[("ppl_baseline", lang, "baseline")] == (ppxc["baseline_ppl"][lang], 252)
+        assert metrics[("ppl_baseline", lang, "baseline")] == (ppxc["baseline_ppl"][lang], ppxc["tokens"][lang])
         for j, b in enumerate(langs):
             i = langs.index(lang)
             assert metrics[("ppxc", b, f"off:{lang}")][0] == ppxc["identified"][i][j]
@@ -388,6 +397,10 @@ def test_reproduce_stage_runs_in_a_worker_and_reruns_identically(tmp_path: Path,
     # the gate read the stage's metrics
     rec = json.loads(store.stage_run(sid, "reproduce").recommendation_json)
     assert rec["numbers"]["median_stability_targets"] == metrics[("stability_jaccard", "sw", "identified")][0]
+    sw = rec["numbers"]["targets"]["sw"]
+    assert sw["increase_over_control_pct"] == ppxc["increase_over_control"]["sw"]["increase_over_control_pct"]
+    assert sw["ci"] == ppxc["increase_over_control"]["sw"]["ci"] and rec["numbers"]["confidence"] == 0.95
+    assert rec["verdict"] in ("go", "no-go", "inconclusive", "revise")
 
     # a fresh re-run of the stage in a new worker gives identical numbers
     res = subprocess.run([sys.executable, "-m", "lab.worker", "--home", str(store.home.root), "--study", str(sid),
@@ -460,9 +473,17 @@ def test_an_interrupted_stage_resumes_to_the_same_numbers(tmp_path: Path, tiny_l
         except StageInterrupted:
             interruptions += 1
             assert interruptions < 60
-    # each half: 2 languages x 2 batches (every batch checkpoints), then the finished half = 5 stops;
-    # then one stop after each of the 5 PPXC passes (baseline, identified/control x 2 languages)
-    assert interruptions == 2 * 5 + 5
+    # each half: one stop per statistics batch of each language (every batch checkpoints), then one for
+    # the finished half; then one stop after each of the 5 PPXC passes (baseline, identified/control x 2)
+    from transformers import AutoTokenizer
+
+    from lab.neurons.checks import corpus_halves
+
+    halves = corpus_halves(AutoTokenizer.from_pretrained(tiny_llama_dir), str(tiny_corpus_dir), ["en", "sw"], 1024, 64,
+                           9, "lape")
+    batches = sum(-(-feed.n_blocks // 4) for half in halves for feed in half)
+    assert batches >= 8
+    assert interruptions == batches + 2 + 5
     resumed = reproduce_outputs(store, int(study.id))
 
     shutil.rmtree(store.home.checkpoint_dir(int(study.id), "reproduce"))
