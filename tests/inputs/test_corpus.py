@@ -66,10 +66,13 @@ def test_skip_tokens_gives_disjoint_adjacent_samples(tok, varied: Path) -> None:
 
 
 def test_feed_reopens_at_any_block(tok, varied: Path) -> None:
-    feed = corpus_feed(tok, varied, "en", 700, 64, seed=4)
+    feed = corpus_feed(tok, varied, "en", 700, 64, seed=4)  # the BOS + 63 text tokens per block
     blocks = list(feed.open(0))
-    assert feed.n_blocks == len(blocks) == 11 and feed.last_len == 700 - 640
-    for skip in (1, 5, 10, 11):
+    assert feed.bos == tok.bos_token_id is not None and feed.text_per_block == 63
+    assert feed.n_blocks == len(blocks) == 12 and feed.last_len == 700 - 11 * 63 + 1 == len(blocks[-1])
+    assert all(int(b[0]) == feed.bos for b in blocks) and sum(len(b) - 1 for b in blocks) == 700
+    assert torch.equal(torch.cat([b[1:] for b in blocks]), torch.cat(list(token_blocks(tok, varied, "en", 700, 64, 4))))
+    for skip in (1, 5, 11, 12):
         again = list(feed.open(skip))
         assert len(again) == len(blocks) - skip
         assert all(torch.equal(x, y) for x, y in zip(again, blocks[skip:]))
@@ -77,10 +80,23 @@ def test_feed_reopens_at_any_block(tok, varied: Path) -> None:
 
 def test_feed_from_memory_blocks_checks_their_shape() -> None:
     feed = BlockFeed.from_blocks("xx", [torch.arange(8), torch.arange(8), torch.arange(3)])
-    assert (feed.n_tokens, feed.block_size, feed.n_blocks, feed.last_len) == (19, 8, 3, 3)
+    assert (feed.n_tokens, feed.block_size, feed.n_blocks, feed.last_len, feed.skip) == (19, 8, 3, 3, 0)
     assert [len(b) for b in feed.open(1)] == [8, 3]
+    led = BlockFeed.from_blocks("xx", [torch.arange(8), torch.arange(8), torch.arange(3)], bos=99)
+    assert (led.n_tokens, led.block_size, led.n_blocks, led.last_len, led.skip) == (19, 9, 3, 4, 1)
+    assert [b.tolist() for b in led.open(2)] == [[99, 0, 1, 2]]
     with pytest.raises(ValueError):
         BlockFeed.from_blocks("xx", [torch.arange(3), torch.arange(8)])
+
+
+def test_blocks_with_a_bos_hold_the_same_stream_one_token_shorter(tok, varied: Path) -> None:
+    plain = torch.cat(list(token_blocks(tok, varied, "en", 500, 50, seed=2)))
+    led = list(token_blocks(tok, varied, "en", 500, 50, seed=2, bos=7))
+    assert [len(b) for b in led] == [50] * 10 + [500 - 10 * 49 + 1]  # 49 text tokens after each BOS
+    assert all(int(b[0]) == 7 for b in led) and torch.equal(torch.cat([b[1:] for b in led]), plain)
+    with pytest.raises(ValueError):
+        list(token_blocks(tok, varied, "en", 10, 1, seed=2, bos=7))  # no room for text after the BOS
+    assert corpus_feed(tok, varied, "en", 500, 50, seed=2, with_bos=False).bos is None
 
 
 def test_too_small_corpus_names_the_language_and_its_token_count(tok, varied: Path) -> None:
@@ -143,13 +159,15 @@ def test_heldout_is_read_in_file_order(tok, tiny_corpus_dir: Path) -> None:
 
     folder = heldout_folder({"corpus": {"path": str(tiny_corpus_dir), "heldout": None}})
     assert folder == tiny_corpus_dir / "heldout"
-    blocks = heldout_blocks(tok, folder, "sw", 100, 32)
-    assert [len(b) for b in blocks] == [32, 32, 32, 4]
-    assert torch.cat(blocks).tolist() == stream_ids(tok, [LANG_TEXT["sw"]] * 40)[:100]
+    blocks = heldout_blocks(tok, folder, "sw", 100, 32)  # the BOS + 31 text tokens per block
+    assert [len(b) for b in blocks] == [32, 32, 32, 8] and all(int(b[0]) == tok.bos_token_id for b in blocks)
+    assert torch.cat([b[1:] for b in blocks]).tolist() == stream_ids(tok, [LANG_TEXT["sw"]] * 40)[:100]
+    raw = heldout_blocks(tok, folder, "sw", 100, 32, with_bos=False)
+    assert [len(b) for b in raw] == [32, 32, 32, 4]
     with pytest.raises(BadInput, match="heldout_tokens"):
         heldout_blocks(tok, folder, "sw", 10**6, 32)
     short = heldout_blocks(tok, folder, "sw", 10**6, 32, allow_fewer=True)
-    assert sum(len(b) for b in short) == len(stream_ids(tok, [LANG_TEXT["sw"]] * 40))
+    assert sum(len(b) - 1 for b in short) == len(stream_ids(tok, [LANG_TEXT["sw"]] * 40))
     with pytest.raises(BadInput, match="does not exist"):
         heldout_folder({"corpus": {"path": str(tiny_corpus_dir), "heldout": str(tiny_corpus_dir / "none")}})
 

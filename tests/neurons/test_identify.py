@@ -1,4 +1,4 @@
-"""Identification: LAPE and act_prob_90p against brute force, the random control, and the stage in a worker."""
+"""Identification: LAPE and both act_prob_90p methods against brute force, the random control, and the stage in a worker."""
 
 from __future__ import annotations
 
@@ -74,18 +74,38 @@ def test_lape_matches_brute_force_exactly(recorded, params: dict) -> None:
 
 
 @pytest.mark.parametrize("top_m", [0.00125, 0.05, 0.2])
-def test_act_prob_90p_matches_brute_force_exactly(recorded, top_m: float) -> None:
+def test_act_prob_90p_published_matches_brute_force_exactly(recorded, top_m: float) -> None:
     stats, rec, feeds = recorded
-    got, details = identify(stats, "act_prob_90p", {"top_m": top_m}, seed=0)
+    got, details = identify(stats, "act_prob_90p_published", {"top_m": top_m}, seed=0)
     L, F = stats.n_layers, stats.d_ff
     m = max(1, int(np.floor(top_m * L * F + 0.5)))
-    assert details["m"] == m
+    assert details["m"] == m and details["method_version"] == 1
     for i, lang in enumerate(LANGS):
         acts = rec.acts(lang)
-        split = (feeds[i].n_blocks // 2) * feeds[i].block_size
+        split = (feeds[i].n_blocks // 2) * feeds[i].text_per_block
         above = (acts[:, split:] > stats.threshold90[i].numpy()[:, None, :]).sum(1)
         assert [tuple(x) for x in got[lang]] == np_top(above, m)
         assert len(got[lang]) == m
+
+
+@pytest.mark.parametrize("top_m", [0.00125, 0.05, 0.2])
+def test_act_prob_90p_matches_brute_force_on_the_pooled_counts(recorded, top_m: float) -> None:
+    """Margin = share above the pooled P90 in the language − share over the other languages' tokens pooled."""
+    stats, _, _ = recorded
+    got, details = identify(stats, "act_prob_90p", {"top_m": top_m}, seed=0)
+    above = stats.above_pooled.numpy().astype(np.float64)  # checked against every activation in test_activations
+    tokens = stats.tokens.numpy().astype(np.float64)
+    L, F = stats.n_layers, stats.d_ff
+    m = max(1, int(np.floor(top_m * L * F + 0.5)))
+    assert details["m"] == m and details["method_version"] == 2
+    for k, lang in enumerate(LANGS):
+        others = [j for j in range(len(LANGS)) if j != k]
+        margin = (above[k] / tokens[k] - above[others].sum(0) / tokens[others].sum()).reshape(-1)
+        ok = np.flatnonzero(margin >= 0.05)
+        order = ok[np.argsort(-np.round(margin[ok] * 1e12), kind="stable")][:m]
+        assert [tuple(x) for x in got[lang]] == sorted((int(i // F), int(i % F)) for i in order)
+        assert details["eligible"][lang] == ok.size
+    assert sum(len(v) for v in got.values()) > 0
 
 
 def lape_stats(p: list[list[float]], tokens: int = 1000) -> ActivationStats:
@@ -122,7 +142,7 @@ def test_random_control_keeps_per_layer_counts_and_is_seeded() -> None:
         assert per_layer_counts(a[lang], 3) == per_layer_counts(ref[lang], 3)
         assert len({tuple(x) for x in a[lang]}) == len(a[lang])
         assert all(0 <= j < 16 for _, j in a[lang])
-    assert METHODS.names() == ["act_prob_90p", "lape", "random"]
+    assert METHODS.names() == ["act_prob_90p", "act_prob_90p_published", "lape", "random"]
 
 
 def test_random_method_follows_its_reference(recorded) -> None:
@@ -147,7 +167,11 @@ def test_90p_refuses_a_single_block_per_language(recorded) -> None:
     stats, _, _ = recorded
     one = ActivationStats(**{**stats.__dict__, "score_tokens": torch.zeros_like(stats.score_tokens)})
     with pytest.raises(BadInput, match="tokens_per_language to at least 2 x block_size"):
-        identify(one, "act_prob_90p", {}, seed=0)
+        identify(one, "act_prob_90p_published", {}, seed=0)
+    identify(one, "act_prob_90p", {}, seed=0)  # the pooled method needs no second sample
+    old = ActivationStats(**{**stats.__dict__, "above_pooled": None, "threshold_pooled": None})
+    with pytest.raises(BadInput, match="predate the pooled P90"):
+        identify(old, "act_prob_90p", {}, seed=0)
 
 
 # ---- the stage, in real workers ----------------------------------------------------------------------
@@ -220,6 +244,7 @@ def test_stage_runs_in_a_worker_and_records_both_artifacts(tmp_path: Path, tiny_
         assert per_layer_counts(control["languages"][lang], 2) == per_layer_counts(neurons["languages"][lang], 2)
     stats = ActivationStats.load(path["activation_stats.safetensors"])
     assert stats.tokens.tolist() == [512] * 4 and stats.meta["revision"].startswith("sha256:")
+    assert stats.meta["bos"] != "none" and stats.meta["position0_excluded"] == "true"
     again, _ = identify(stats, "lape", neurons["params"], seed=5)
     assert again == neurons["languages"]  # the artifact alone reproduces the sets
 
@@ -245,7 +270,7 @@ def stage_context(store, study, stage: str):
 @pytest.mark.slow
 def test_killed_worker_resumes_to_identical_statistics(tmp_path: Path, tiny_llama_dir: Path, mixed_corpus: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
-    from lab.run.runner import worker_command
+    from lab.run.workers import worker_command
     from lab.stages.identify import run as run_identify
 
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the same thread count as this process (see one_thread)
@@ -286,9 +311,10 @@ def test_killed_worker_resumes_to_identical_statistics(tmp_path: Path, tiny_llam
 def test_bad_config_is_refused_before_the_model_loads() -> None:
     from lab.stages.identify import check_config
 
-    base = {"identify": {"method": "act_prob_90p"}, "corpus": {"tokens_per_language": 32, "block_size": 32}}
-    with pytest.raises(BadInput, match="must exceed block_size"):
+    base = {"identify": {"method": "act_prob_90p_published"}, "corpus": {"tokens_per_language": 31, "block_size": 32}}
+    with pytest.raises(BadInput, match="must exceed one block's text"):
         check_config(base)
+    check_config({**base, "identify": {"method": "act_prob_90p"}})  # one sample is enough for the pooled method
     with pytest.raises(BadInput, match="is the control, not a method"):
         check_config({**base, "identify": {"method": "random"}})
     check_config({**base, "identify": {"method": "lape"}})
