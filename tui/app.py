@@ -1,6 +1,6 @@
 """NeuronPilotApp: the Textual lab assistant. It reads the store, starts runs of a study's stages
-(each stage in its own worker process, via lab.run.runner) and records decisions. It never imports
-torch: everything heavy happens in worker processes.
+(each stage in its own worker process, via lab.run: it never handles processes itself) and records
+decisions. It never imports torch: everything heavy happens in worker processes.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from lab.core.errors import BadInput
 from lab.report import write_export
 from lab.run.runner import RunOutcome, Runner
+from lab.run.workers import StageWorker
 from lab.store import Store
 from lab.store.tables import utcnow
 from tui.bindings import APP_BINDINGS
@@ -30,7 +31,6 @@ from tui.screens.home import HomeScreen
 from tui.screens.new_study import NewStudyScreen
 from tui.screens.study import StudyScreen
 from tui.stage_runs import RunHandle, run_in_daemon
-from tui.study_state import live_running_stages
 
 THEMES = ("textual-dark", "textual-light")
 
@@ -42,15 +42,13 @@ class NeuronPilotApp(App[int]):
     COMMANDS = App.COMMANDS | {LabCommands}
 
     def __init__(self, home: Optional[str] = None, study: Optional[str] = None, autorun: bool = False, *,
-                 clock: Optional[Callable[[], dt.datetime]] = None,
-                 built_stages: Optional[set[str]] = None) -> None:
+                 clock: Optional[Callable[[], dt.datetime]] = None) -> None:
         super().__init__()
         # Bad input (unknown study, broken keymap) fails here, before the terminal is taken over.
         self.store = Store(home)
         self.initial_study: Optional[int] = int(self.store.study(study).id) if study else None  # type: ignore[arg-type]
         self.autorun = autorun
         self.clock: Callable[[], dt.datetime] = clock or utcnow
-        self.built_stages = built_stages  # None: whatever this install has built (tests pin it)
         self.user_keymap = load_keymap(self.store.home.root)
         self.active_run: Optional[RunHandle] = None
         self.last_export: Optional[Path] = None
@@ -104,10 +102,9 @@ class NeuronPilotApp(App[int]):
             which = "this study" if self.active_run.study_id == study_id else f"study {self.active_run.study_id}"
             self.notify(f"{which} is already running; wait for it or cancel it (x)", severity="warning")
             return False
-        self.store.mark_stale(study_id)
-        busy = live_running_stages(self.store, study_id)
+        busy = StageWorker.running(self.store, study_id)
         if busy:
-            self.notify(f"stage {busy[0].stage} is still running in worker pid {busy[0].pid}; wait for it or "
+            self.notify(f"stage {busy[0].stage} is still running in {busy[0].describe()}; wait for it or "
                         f"cancel it (x)", severity="warning")
             return False
         handle = RunHandle(study_id, self.post_message)
@@ -117,6 +114,10 @@ class NeuronPilotApp(App[int]):
             screen.run_started()
         self._run_stages(handle)
         return True
+
+    def runs_study(self, study_id: int) -> bool:
+        """Whether this UI's own run (not a followed worker) drives that study now."""
+        return self.active_run is not None and self.active_run.study_id == study_id
 
     def cancel_run(self, study_id: int) -> bool:
         handle = self.active_run

@@ -7,6 +7,8 @@ from typing import Callable
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
+from tui.lab_app import lab_app
+
 Command = tuple[str, Callable[[], object], str]
 
 
@@ -14,8 +16,9 @@ class LabCommands(Provider):
     def commands(self) -> list[Command]:
         from tui.screens.export import export_formats
         from tui.screens.study import StudyScreen
+        from tui.widgets.stepper import StageStepper
 
-        app = self.app
+        app = lab_app(self.screen)
         out: list[Command] = []
         screen = self.screen
         if isinstance(screen, StudyScreen):
@@ -24,22 +27,22 @@ class LabCommands(Provider):
             out.append(("Cancel the running stage", screen.action_cancel, "SIGTERM: the stage checkpoints and stops"))
             out.append(("Generations: baseline vs intervention side by side", screen.action_generations,
                         "the generation probe's continuations of one prompt per condition"))
-            for view in screen.query_one("#stepper").views:  # type: ignore[attr-defined]
+            for view in screen.query_one("#stepper", StageStepper).views:
                 if view.has_gate and view.state == "done":
                     out.append((f"Decide gate: {view.name}", partial(screen.open_decision, view.name),
                                 "record go / no-go / revise with a rationale"))
                 out.append((f"Show stage: {view.name}", partial(screen.select_stage, view.name), view.spec.title))
             for fmt in export_formats():
-                out.append((f"Export summary as {fmt}", partial(app.export_study, sid, fmt),  # type: ignore[attr-defined]
+                out.append((f"Export summary as {fmt}", partial(app.export_study, sid, fmt),
                             "write the go/no-go summary under <home>/exports"))
-        out.append(("New study", app.action_new_study, "fill in the study form"))  # type: ignore[attr-defined]
-        for study in app.store.studies():  # type: ignore[attr-defined]
-            out.append((f"Open study {study.id}: {study.name}", partial(app.open_study, int(study.id)),  # type: ignore[attr-defined]
+        out.append(("New study", app.action_new_study, "fill in the study form"))
+        for study in app.store.studies():
+            out.append((f"Open study {study.id}: {study.name}", partial(app.open_study, int(study.id)),
                         study.model_id))
-            out.append((f"Run study {study.id}: {study.name}", partial(app.open_study, int(study.id), run=True),  # type: ignore[attr-defined]
+            out.append((f"Run study {study.id}: {study.name}", partial(app.open_study, int(study.id), run=True),
                         "open it and run / resume its stages"))
-        out.append(("Toggle dark / light theme", app.action_toggle_theme, ""))  # type: ignore[attr-defined]
-        out.append(("Help: keys", app.action_help, "every binding with its id"))  # type: ignore[attr-defined]
+        out.append(("Toggle dark / light theme", app.action_toggle_theme, ""))
+        out.append(("Help: keys", app.action_help, "every binding with its id"))
         return out
 
     async def discover(self) -> Hits:

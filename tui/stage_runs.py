@@ -3,9 +3,9 @@
 lab.run.runner.Runner does the work (worker subprocesses, gates, lease). Its event callback turns each
 worker event into a typed message posted to the app. The runner itself runs on a daemon thread that
 the Textual thread worker waits on: when the app quits, the Textual worker is cancelled, returns at
-once, and the runner is detached — its next event raises Detached, which ends it and closes the
-pipe. The stage's worker process, in its own session, keeps running and keeps writing its event
-log and the DB, where a reopened UI finds it again.
+once, and the runner is detached — its next event raises Detached, which ends it (the runner then
+stops reading the worker's pipe). The stage's worker process, in its own session, keeps running and
+keeps writing its event log and the DB, where a reopened UI finds it again.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def run_in_daemon(handle: RunHandle, make_runner: Callable[[RunHandle], Runner],
             handle.runner = make_runner(handle)
             box["outcome"] = handle.runner.run()
         except Detached:
-            _close_pipe(handle.runner)
+            pass  # the runner let go of its worker (lab.run.runner._spawn); the worker goes on alone
         except BaseException as exc:  # handed to the Textual worker, which reports it in the UI
             box["error"] = exc
 
@@ -75,14 +75,3 @@ def run_in_daemon(handle: RunHandle, make_runner: Callable[[RunHandle], Runner],
     if "error" in box:
         raise box["error"]
     return box.get("outcome")
-
-
-def _close_pipe(runner: Optional[Runner]) -> None:
-    """After detaching, stop reading the worker's stdout so it never blocks on a full pipe."""
-    proc = getattr(runner, "_proc", None)
-    stdout = getattr(proc, "stdout", None)
-    if stdout is not None:
-        try:
-            stdout.close()
-        except OSError:
-            pass

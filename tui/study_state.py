@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from lab.gates.final import overall_verdict
-from lab.stages import built_stage_names
 from lab.store import Decision, StageRun, StageState, Store, Study
 from protocols import Protocol, ProtocolError, StageSpec, load_protocol
 
@@ -21,7 +20,6 @@ from protocols import Protocol, ProtocolError, StageSpec, load_protocol
 class StageView:
     spec: StageSpec
     run: StageRun
-    built: bool
     decision: Optional[Decision]
 
     @property
@@ -58,8 +56,6 @@ class StageView:
     @property
     def status_word(self) -> str:
         """One word for tables: the state, or what the stage is waiting for."""
-        if self.state == "pending" and not self.built:
-            return "not built"
         if self.awaiting_decision:
             return "decide"
         if self.stopped_here:
@@ -74,11 +70,8 @@ def study_protocol(store: Store, study: Study) -> Optional[Protocol]:
         return None
 
 
-def stage_views(store: Store, study: Study, protocol: Protocol,
-                built: Optional[set[str]] = None) -> list[StageView]:
-    """`built` overrides which stage implementations exist (tests pin it; default: this install)."""
+def stage_views(store: Store, study: Study, protocol: Protocol) -> list[StageView]:
     sid = int(study.id)  # type: ignore[arg-type]
-    built = set(built_stage_names()) if built is None else built
     runs = {r.stage: r for r in store.stage_runs(sid)}
     latest: dict[str, Decision] = {}
     for d in store.decisions(sid):
@@ -86,7 +79,7 @@ def stage_views(store: Store, study: Study, protocol: Protocol,
     views = []
     for spec in protocol.stage:
         run = runs.get(spec.name) or StageRun(study_id=sid, stage=spec.name, state=StageState.pending)
-        views.append(StageView(spec, run, spec.implementation in built, latest.get(spec.name)))
+        views.append(StageView(spec, run, latest.get(spec.name)))
     return views
 
 
@@ -111,7 +104,7 @@ class StudyRow:
     verdict: str
 
 
-def study_rows(store: Store, built: Optional[set[str]] = None) -> list[StudyRow]:
+def study_rows(store: Store) -> list[StudyRow]:
     rows = []
     for study in store.studies():
         protocol = study_protocol(store, study)
@@ -119,15 +112,10 @@ def study_rows(store: Store, built: Optional[set[str]] = None) -> list[StudyRow]
             rows.append(StudyRow(int(study.id), study.name, study.model_id, "?", "protocol missing",  # type: ignore[arg-type]
                                  study.updated_at, "—"))
             continue
-        views = stage_views(store, study, protocol, built)
+        views = stage_views(store, study, protocol)
         cur = current_stage(views)
         verdict = overall_verdict(store, study).verdict
         rows.append(StudyRow(int(study.id), study.name, study.model_id,  # type: ignore[arg-type]
                              cur.name if cur else "complete", cur.status_word if cur else "done",
                              study.updated_at, verdict))
     return rows
-
-
-def live_running_stages(store: Store, study_id: int) -> list[StageRun]:
-    """Stages marked running (call store.mark_stale first to drop the dead ones)."""
-    return [r for r in store.stage_runs(study_id) if r.state == StageState.running]

@@ -1,4 +1,4 @@
-"""The worker's event protocol: one JSON object per line on stdout.
+"""The worker's protocol: one JSON event per line on stdout, and its exit codes (WorkerExit).
 
 Kinds: progress {done, total, unit, label}, metric {name, language, condition, value, ...},
 artifact {name, path, sha256, bytes}, log {level, message}, done {seconds}, error {message, bad_input},
@@ -10,7 +10,18 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
+from enum import IntEnum
 from typing import Any
+
+
+class WorkerExit(IntEnum):
+    """A stage worker's exit code, shared by the worker (lab.run.worker) and the runner."""
+
+    DONE = 0
+    FAILED = 1  # the stage raised (traceback in the log), or the worker was killed
+    BAD_INPUT = 2  # something the user gave is wrong (BadInput): the CLI exits 2 too
+    INTERRUPTED = 3  # SIGTERM: the stage checkpointed and stopped; the next run resumes it
+
 
 KINDS = ("progress", "metric", "artifact", "log", "done", "error", "interrupted")
 

@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import copy
 import functools
+import hashlib
+import importlib.util
 import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -83,8 +86,6 @@ class TaskRef:
 # ---- indexes (cheap, cached) ------------------------------------------------------------------
 
 def _lm_eval_tasks_dir() -> Path:
-    import importlib.util
-
     spec = importlib.util.find_spec("lm_eval")
     if spec is None or not spec.submodule_search_locations:
         raise BadInput("lm-eval is not installed; install it (pip install lm-eval) to evaluate tasks")
@@ -262,15 +263,42 @@ def _hub_dataset_cached(dataset_path: str) -> bool:
     return (base / dataset_path.replace("/", "___")).is_dir()
 
 
-def _raw_config(path: Path, _depth: int = 0) -> dict[str, Any]:
-    """A task YAML with its includes merged, `!function` left as text. Plain PyYAML: importing lm-eval's
-    loader pulls in datasets and costs seconds, too slow for `neuron-pilot new`."""
+def _import_function(ref: str, base: Path) -> Callable[..., Any]:
+    """`!function module.name` as lm-eval's task format defines it: `name` from the file module.py beside the
+    YAML. Each file is imported once per process, under a name of its own."""
+    module_name, _, name = ref.rpartition(".")
+    file = (base / f"{module_name.replace('.', '/')}.py").resolve()
+    if not module_name or not file.is_file():
+        raise BadInput(f"task config in {base}: !function {ref} names no file {file.name} beside it; fix the YAML")
+    key = f"_neuron_pilot_task_code_{hashlib.sha256(str(file).encode()).hexdigest()[:16]}"
+    module = sys.modules.get(key)
+    if module is None:
+        spec = importlib.util.spec_from_file_location(key, file)
+        if spec is None or spec.loader is None:
+            raise BadInput(f"task code {file} cannot be loaded as a Python module; fix or remove it")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)  # an ImportError inside it reaches the caller (see _load_task_yaml)
+        sys.modules[key] = module
+    try:
+        return getattr(module, name)  # type: ignore[no-any-return]
+    except AttributeError:
+        raise BadInput(f"task code {file} has no function {name!r} (named by !function {ref}); fix the YAML") from None
+
+
+def _raw_config(path: Path, _depth: int = 0, *, functions: bool = False) -> dict[str, Any]:
+    """A task YAML with its `include:` files merged (lm-eval's task format). `!function` entries are imported
+    (functions=True: see _import_function) or left as their text. Plain PyYAML, not lm-eval's private loader:
+    its module can move between releases, and importing it pulls in datasets (seconds, too slow for `new`)."""
     import yaml
 
     class _Loader(yaml.SafeLoader):
         pass
 
-    _Loader.add_constructor("!function", lambda loader, node: loader.construct_scalar(node))
+    def function(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+        ref = str(loader.construct_scalar(node))  # type: ignore[arg-type]
+        return _import_function(ref, path.parent) if functions else ref
+
+    _Loader.add_constructor("!function", function)
     if _depth > 8:
         raise BadInput(f"task config {path} includes itself (include cycle); fix its include: lines")
     try:
@@ -282,7 +310,7 @@ def _raw_config(path: Path, _depth: int = 0) -> dict[str, Any]:
         return cfg
     merged: dict[str, Any] = {}
     for inc in includes if isinstance(includes, list) else [includes]:
-        merged.update(_raw_config(path.parent / inc, _depth + 1))
+        merged.update(_raw_config(path.parent / inc, _depth + 1, functions=functions))
     merged.update(cfg)
     return merged
 
@@ -338,10 +366,8 @@ def _load_task_yaml(ref: TaskRef) -> dict[str, Any]:
     """The task YAML with its functions imported. A built-in task whose own code no longer imports
     (lm-eval 0.4.13's xquad needs transformers.data.metrics, gone in transformers 5) gets the scorer
     of lab.inputs.qa_scoring instead; any other such task is refused with a message."""
-    from lm_eval.tasks._yaml_loader import load_yaml
-
     try:
-        return load_yaml(ref.yaml_path, resolve_func=True, recursive=True)
+        return _raw_config(ref.yaml_path, functions=True)
     except ImportError as exc:
         from lab.inputs.qa_scoring import REPLACEMENT_SCORERS
 
@@ -350,7 +376,7 @@ def _load_task_yaml(ref: TaskRef) -> dict[str, Any]:
             raise BadInput(f"task {ref.name}: its lm-eval code cannot be imported ({str(exc).splitlines()[0]}); "
                            f"install versions of lm-eval and its dependencies that work together, or pick "
                            f"another task") from None
-    cfg = load_yaml(ref.yaml_path, resolve_func=False, recursive=True)
+    cfg = _raw_config(ref.yaml_path)
     cfg["process_results"] = scorer
     cfg["metadata"] = {**(cfg.get("metadata") or {}), "scorer": f"lab.inputs.qa_scoring.{scorer.__name__}"}
     return cfg

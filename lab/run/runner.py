@@ -1,8 +1,9 @@
 """The stage runner: starts each stage as a worker process, relays its events, applies gates.
 
-One runner per study at a time (a lease in the DB). Workers run in their own process session, so
-a runner (or the UI) that dies leaves the stage running; the next runner finds stale stages and
-marks them interrupted, and the worker resumes from its checkpoint. This module never imports
+One runner per study at a time (a lease in the DB, renewed while it runs: a runner that loses it
+asks the running stage to checkpoint and stop, and says so). Workers (lab.run.workers) run in their
+own process session, so a runner (or the UI) that dies leaves the stage running; the next runner
+waits for it, or finds it dead and resumes the stage from its checkpoint. This module never imports
 torch: the TUI uses it in-process.
 """
 
@@ -10,25 +11,24 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass
 from typing import Callable, Optional
 
 from lab.core.errors import BadInput
-from lab.core.events import Event
+from lab.core.events import Event, WorkerExit
 from lab.gates.base import Recommendation
 from lab.gates.rules import recommend
-from lab.stages import built_stage_names
+from lab.run.workers import StageWorker
+from lab.stages import check_implementation
 from lab.store import StageRun, StageState, Store, Study
 from protocols import Protocol, ProtocolError, load_protocol
 
 EventSink = Callable[[Event], None]
-ADOPT_POLL_SECONDS = 0.5  # how often a runner looks at a worker it did not start
+LEASE_TTL_SECONDS = 60.0  # the store's lease lifetime (Store.acquire_lease / renew_lease default)
+RENEW_SECONDS = 10.0  # how often the lease is renewed
 
 
 @dataclass
@@ -38,21 +38,6 @@ class RunOutcome:
     stopped_at: Optional[str] = None
     awaiting_decision: Optional[str] = None
     gate_stop: bool = False  # a gate's no-go/revise stopped the pilot (the verdict stage still runs)
-
-
-def worker_command(home: str, study_id: int, stage: str) -> list[str]:
-    return [sys.executable, "-m", "lab.worker", "--home", home, "--study", str(study_id), "--stage", stage]
-
-
-def start_worker(store: Store, study_id: int, stage: str) -> subprocess.Popen[str]:
-    """Start a stage's worker in its own session; its stderr goes to a log file, not a pipe."""
-    err_path = store.home.event_log(study_id, stage).with_suffix(".stderr")
-    err_path.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    with open(err_path, "ab") as err:
-        return subprocess.Popen(worker_command(str(store.home.root), study_id, stage), stdout=subprocess.PIPE,
-                                stderr=err, stdin=subprocess.DEVNULL, text=True, bufsize=1,
-                                start_new_session=True, env=env)
 
 
 def load_study_protocol(store: Store, study: Study) -> Protocol:
@@ -74,17 +59,20 @@ class Runner:
         self.headless = headless
         self.on_event = on_event or (lambda e: None)
         self.holder = holder
-        self._proc: Optional[subprocess.Popen[str]] = None
+        self.renew_seconds = RENEW_SECONDS
+        self.lease_lost: Optional[str] = None  # why the lease was lost, once it was
+        self._worker: Optional[StageWorker] = None
         self._stop = threading.Event()
 
     def _say(self, message: str, stage: str = "", level: str = "info") -> None:
         self.on_event(Event("log", stage, self.study_id, {"level": level, "message": message}))
 
     def cancel(self) -> None:
-        """Ask the running stage to checkpoint and stop (SIGTERM to its worker)."""
+        """Ask the running stage to checkpoint and stop (SIGTERM to its worker); start no further stage."""
         self._stop.set()
-        if self._proc and self._proc.poll() is None:
-            os.kill(self._proc.pid, signal.SIGTERM)
+        worker = self._worker
+        if worker is not None:
+            worker.cancel()
 
     def apply_gate(self, stage: str) -> Optional[Recommendation]:
         spec = self.protocol.get(stage)
@@ -98,7 +86,8 @@ class Runner:
         if until is not None and until not in names:
             raise BadInput(f"--until {until!r} is not a stage of protocol {self.protocol.name} "
                            f"(stages: {', '.join(names)}); use one of them")
-        built = set(built_stage_names())
+        for spec in self.protocol.stage:  # before the lease and any compute
+            check_implementation(spec.implementation, spec.name)
         self.store.acquire_lease(self.study_id, self.holder)  # the lease row records pid and host itself
         renew_stop = threading.Event()
         renewer = threading.Thread(target=self._renew, args=(renew_stop,), daemon=True)
@@ -106,12 +95,14 @@ class Runner:
         try:
             for stage in self.store.sync_stages(self.study_id, names):
                 self._say(f"stage {stage} is new in protocol {self.protocol.name}; added as pending", stage, "warning")
-            for stage in self.store.mark_stale(self.study_id):
+            for stage in StageWorker.mark_dead(self.store, self.study_id):
                 self._say(f"stage {stage} was interrupted (worker gone); it will resume", stage, "warning")
             for spec in self.protocol.stage:
-                outcome = self._run_one(spec.name, spec.implementation in built)
+                outcome = self._run_one(spec.name)
+                if self.lease_lost is not None:
+                    return self._lease_outcome(spec.name)
                 if outcome is not None and outcome.gate_stop and until is None:
-                    self._close_out(built)
+                    self._close_out()
                 if outcome is not None:
                     return outcome
                 if spec.name == until:
@@ -121,23 +112,55 @@ class Runner:
             renew_stop.set()
             self.store.release_lease(self.study_id)
 
-    def _close_out(self, built: set[str]) -> None:
+    def _close_out(self) -> None:
         """After a gate stopped the pilot, still run the verdict stage(s) (gate rule `final`): they cost
         no compute, and the study then carries its recorded verdict and summary like a finished one."""
         for spec in self.protocol.stage:
-            if spec.gate is not None and spec.gate.rule == "final" and spec.implementation in built:
-                outcome = self._run_one(spec.name, True)
+            if spec.gate is not None and spec.gate.rule == "final":
+                outcome = self._run_one(spec.name)
                 if outcome is not None and outcome.code != 0:
                     self._say(f"verdict stage {spec.name} did not finish: {outcome.message}", spec.name, "warning")
 
     def _renew(self, stop: threading.Event) -> None:
-        while not stop.wait(10):
+        """Renew the lease until the run ends. A lease that another runner took (or that was removed),
+        or one that could not be renewed before it expired, is lost: the running stage is asked to
+        checkpoint and stop, and no further stage starts. Two runners must never drive one study."""
+        last_ok = time.monotonic()
+        while not stop.wait(self.renew_seconds):
             try:
                 self.store.renew_lease(self.study_id)
-            except Exception:
-                pass
+                lease = self.store.lease(self.study_id)
+            except Exception as exc:  # a busy DB: try again while the lease is still ours
+                if time.monotonic() - last_ok + self.renew_seconds < LEASE_TTL_SECONDS:
+                    continue
+                reason = f"it could not be renewed before it expired ({type(exc).__name__}: {exc})"
+            else:
+                if lease is not None and lease.pid == os.getpid() and lease.host == socket.gethostname():
+                    last_ok = time.monotonic()
+                    continue
+                reason = (f"{lease.holder} (pid {lease.pid} on {lease.host}) holds it now" if lease is not None
+                          else "its row was removed")
+            self._lose_lease(reason)
+            return
 
-    def _run_one(self, stage: str, is_built: bool) -> Optional[RunOutcome]:
+    def _lose_lease(self, reason: str) -> None:
+        self.lease_lost = reason
+        running = self._worker.stage if self._worker is not None else ""
+        self.cancel()
+        try:
+            self._say(f"this runner lost study {self.study_id}'s lease: {reason}; "
+                      + (f"asked stage {running} to checkpoint and stop" if running else "starting no further stage"),
+                      running, "error")
+        except Exception:  # nobody follows the events any more (the UI quit): the stop stands
+            pass
+
+    def _lease_outcome(self, stage: str) -> RunOutcome:
+        run = self.store.stage_run(self.study_id, stage)
+        return RunOutcome(1, f"stopped: this runner lost study {self.study_id}'s lease ({self.lease_lost}); stage "
+                             f"{stage} is {run.state.value} — when no other runner drives the study, run again to "
+                             f"resume", stopped_at=stage)
+
+    def _run_one(self, stage: str) -> Optional[RunOutcome]:
         run = self.store.stage_run(self.study_id, stage)
         if run.state == StageState.running:  # a worker an earlier runner (or UI) started, still alive
             run = self._wait_for_adopted(stage, run)
@@ -146,24 +169,20 @@ class Runner:
             if run.state == StageState.done:
                 self.apply_gate(stage)
         if run.state != StageState.done:
-            if not is_built:
-                msg = f"stage {stage} is not available yet: it is not built in this version of neuron-pilot"
-                self._say(msg, stage, "warning")
-                return RunOutcome(0, msg, stopped_at=stage)
             if self._stop.is_set():
                 return RunOutcome(1, "cancelled", stopped_at=stage)
             code = self._spawn(stage)
-            if code != 0:
+            if code != WorkerExit.DONE:
                 run = self.store.stage_run(self.study_id, stage)
-                what = {2: "bad input", 3: "interrupted"}.get(code, "failed")
-                return RunOutcome(2 if code == 2 else 1, f"stage {stage} {what}: {run.error or 'see its log'}",
-                                  stopped_at=stage)
+                what = {WorkerExit.BAD_INPUT: "bad input", WorkerExit.INTERRUPTED: "interrupted"}.get(code, "failed")
+                return RunOutcome(2 if code == WorkerExit.BAD_INPUT else 1,
+                                  f"stage {stage} {what}: {run.error or 'see its log'}", stopped_at=stage)
             self.apply_gate(stage)
         return self._gate(stage)
 
     def _gate(self, stage: str) -> Optional[RunOutcome]:
         spec = self.protocol.get(stage)
-        if spec.gate is None:
+        if spec.gate is None or self.lease_lost is not None:  # a runner without the lease decides nothing
             return None
         decision = self.store.latest_decision(self.study_id, stage)
         if decision is None:
@@ -174,7 +193,7 @@ class Runner:
             if not self.headless:
                 return RunOutcome(0, f"stage {stage} done; its gate recommends {rec['verdict']} — record a decision to go on",
                                   stopped_at=stage, awaiting_decision=stage)
-            verdict = rec["verdict"] if rec["verdict"] in ("go", "no-go", "revise") else "no-go"
+            verdict = rec["verdict"] if rec["verdict"] in ("go", "no-go", "revise", "inconclusive") else "no-go"
             decision = self.store.add_decision(self.study_id, stage, verdict,
                                                "; ".join(rec["reasons"]) or "rule applied", "rule", rec)
             self._say(f"gate {stage}: {verdict} (by rule) — {decision.rationale}", stage)
@@ -186,37 +205,30 @@ class Runner:
     def _wait_for_adopted(self, stage: str, run: StageRun) -> StageRun:
         """Wait for a live worker that this runner did not start (its runner or UI died, the worker went
         on): starting a second worker on the same stage would race it. Ends when the worker records its
-        end, or when it dies (then mark_stale makes the stage interrupted, and it resumes here)."""
-        self._say(f"stage {stage} is still running in worker pid {run.pid} (started earlier); waiting for it", stage)
-        asked_to_stop = False
-        while run.state == StageState.running:
-            if self._stop.is_set() and not asked_to_stop and run.pid and run.host == socket.gethostname():
-                asked_to_stop = True
-                try:
-                    os.kill(run.pid, signal.SIGTERM)  # cancel: it checkpoints and stops
-                except ProcessLookupError:
-                    pass
-            time.sleep(ADOPT_POLL_SECONDS)
-            self.store.mark_stale(self.study_id)
-            run = self.store.stage_run(self.study_id, stage)
+        end, or when it dies (then its stage is interrupted, and it resumes here). A cancel reaches it."""
+        worker = StageWorker.adopt(self.store, self.study_id, stage)
+        if worker is None:
+            return self.store.stage_run(self.study_id, stage)
+        self._say(f"stage {stage} is still running in {worker.describe()} (started earlier); waiting for it", stage)
+        self._worker = worker
+        try:
+            run = worker.wait_ended(self._stop)
+        finally:
+            self._worker = None
         self._say(f"stage {stage} ended in its earlier worker: {run.state.value}", stage)
         return run
 
-    def _spawn(self, stage: str) -> int:
+    def _spawn(self, stage: str) -> WorkerExit | int:
         self._say(f"starting stage {stage} in a worker process", stage)
-        proc = self._proc = start_worker(self.store, self.study_id, stage)
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                self.on_event(Event.from_json(line))
-            except ValueError:
-                self._say(line, stage)
-        code = proc.wait()
-        self._proc = None
-        if code < 0:  # killed by a signal: the worker could not record its own end
-            self.store.mark_stale(self.study_id)
-            return 1
-        return code
+        worker = self._worker = StageWorker.start(self.store, self.study_id, stage)
+        if self._stop.is_set():  # a cancel (or a lost lease) that came while the worker was starting
+            worker.cancel()
+        try:
+            for event in worker.events():
+                self.on_event(event)
+            return worker.wait()
+        except BaseException:  # whoever followed the events went away (the UI quit): the worker goes on
+            worker.detach()    # alone, and must never block on a pipe nobody reads
+            raise
+        finally:
+            self._worker = None

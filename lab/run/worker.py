@@ -1,15 +1,15 @@
 """A stage in its own process: ``python -m lab.worker --home H --study S --stage NAME``.
 
 JSON-lines events on stdout (lab.core.events), a heartbeat in the DB every few seconds, and SIGTERM →
-the stage checkpoints at its next safe point and exits with code 3 (state `interrupted`).
-Exit codes: 0 done, 1 failed, 2 bad input, 3 interrupted.
+the stage checkpoints at its next safe point and exits with WorkerExit.INTERRUPTED (state `interrupted`).
+Exit codes: lab.core.events.WorkerExit (0 done, 1 failed, 2 bad input, 3 interrupted). Started, adopted,
+watched and cancelled only through lab.run.workers.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib
 import os
 import shutil
 import signal
@@ -18,14 +18,17 @@ import sys
 import threading
 import time
 import traceback
-from typing import Callable, Optional
+from typing import Optional
 
 from lab.core import faults
 
 from lab.core import resources
 from lab.core.artifacts import remove_stale_temps
 from lab.core.errors import BadInput, StageInterrupted
+from lab.core.events import WorkerExit
 from lab.core.paths import Home
+from lab.stages import implementation
+from lab.stages.context import StageContext
 from lab.store import StageState, Store
 from lab.store.tables import utcnow
 from protocols import ProtocolError, load_protocol
@@ -47,31 +50,15 @@ def _heartbeat(store: Store, study_id: int, stage: str, stop: threading.Event) -
             pass
 
 
-def _implementation(name: str) -> Callable[..., None]:
-    """The stage's registered function. Its own module is imported first, so a light stage (criteria)
-    starts without importing torch; the full registry is loaded only when that is not enough."""
-    from lab.stages import STAGES, load_all
-
-    module = f"lab.stages.{name}"
-    try:
-        importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name != module:
-            raise
-    if name not in STAGES:
-        load_all()
-    return STAGES.get(name)
-
-
-def _test_pause(stage: str) -> None:
-    """See PAUSE_STAGE_ENV: a test hook, inert unless that variable names this stage."""
-    if os.environ.get(PAUSE_STAGE_ENV) == stage:
-        time.sleep(float(os.environ.get(PAUSE_SECONDS_ENV, "60")))
+def _test_pause(ctx: StageContext) -> None:
+    """See PAUSE_STAGE_ENV: a test hook, inert unless that variable names this stage. A SIGTERM during
+    the pause ends it, and the stage stops there as it would at a checkpoint."""
+    if os.environ.get(PAUSE_STAGE_ENV) == ctx.stage:
+        ctx.wait_for_stop(float(os.environ.get(PAUSE_SECONDS_ENV, "60")))
+        ctx.check_stop()
 
 
 def run_stage(home: str, study_ref: str, stage: str, fresh: bool = False, out=None) -> int:
-    from lab.stages.context import StageContext
-
     store = Store(home, create=False)
     study = store.study(study_ref)
     study_id = int(study.id)  # type: ignore[arg-type]
@@ -80,7 +67,7 @@ def run_stage(home: str, study_ref: str, stage: str, fresh: bool = False, out=No
         spec = protocol.get(stage)
     except ProtocolError as exc:
         raise BadInput(str(exc)) from None
-    impl = _implementation(spec.implementation)
+    impl = implementation(spec.implementation)
     previous = store.stage_run(study_id, stage)
 
     # Resume from checkpoints only after an interruption or a resource failure (full disk, out of
@@ -108,7 +95,6 @@ def run_stage(home: str, study_ref: str, stage: str, fresh: bool = False, out=No
     beat = threading.Thread(target=_heartbeat, args=(store, study_id, stage, stop_beat), daemon=True)
     beat.start()
     t0 = time.monotonic()
-    _test_pause(stage)
 
     def finish(state: StageState, error: Optional[str] = None) -> None:
         seconds = prior_seconds + time.monotonic() - t0
@@ -117,29 +103,30 @@ def run_stage(home: str, study_ref: str, stage: str, fresh: bool = False, out=No
                            compute_seconds=seconds, gpu_seconds=seconds if on_gpu else 0.0)
 
     try:
+        _test_pause(ctx)
         with resources.recording(resources.stage_recorder(ctx)):
             impl(ctx)
     except StageInterrupted as exc:
         finish(StageState.interrupted, str(exc))
         ctx.emit("interrupted", message=str(exc))
-        return 3
+        return WorkerExit.INTERRUPTED
     except BadInput as exc:
         finish(StageState.failed, str(exc))
         ctx.emit("error", message=str(exc), bad_input=True)
-        return 2
+        return WorkerExit.BAD_INPUT
     except Exception as exc:  # the stage failed; keep the traceback in the log, one line in the DB
         tb = traceback.format_exc()
         store.log(study_id, stage, tb, level="error")
         message = f"{type(exc).__name__}: {exc}".splitlines()[0]
         finish(StageState.failed, message)
         ctx.emit("error", message=message, bad_input=False)
-        return 1
+        return WorkerExit.FAILED
     finally:
         stop_beat.set()
         faults.set_stage(None)
     finish(StageState.done)
     ctx.emit("done", seconds=time.monotonic() - t0)
-    return 0
+    return WorkerExit.DONE
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -153,5 +140,5 @@ def main(argv: Optional[list[str]] = None) -> int:
         return run_stage(args.home, args.study, args.stage, fresh=args.fresh, out=sys.stdout)
     except BadInput as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return WorkerExit.BAD_INPUT
 

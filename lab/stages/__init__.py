@@ -1,8 +1,11 @@
-"""Stage implementations, registered by name. A protocol stage whose implementation is not
-registered is refused with a plain 'not built yet' message — never a fake result.
+"""Stage implementations, one module per stage, each registering its function in STAGES by name.
 
-To add one: a module in this package with ``@STAGES.register("name") def run(ctx: StageContext)``,
-imported in ``load_all`` below.
+A protocol stage names its implementation (`runs`, default: the stage's name); it must be one of
+STAGE_NAMES, which the runner checks before any stage starts. `implementation(name)` imports only
+that stage's module, so a light stage (criteria) starts without importing torch.
+
+To add one: a module lab/stages/<name>.py with ``@STAGES.register("<name>") def run(ctx: StageContext)``
+and its name in STAGE_NAMES.
 """
 
 from __future__ import annotations
@@ -10,39 +13,31 @@ from __future__ import annotations
 import importlib
 from typing import Callable
 
+from lab.core.errors import BadInput
 from lab.core.registry import Registry
 
-STAGES: Registry[Callable[..., None]] = Registry("stage", hint="it is not built in this version of neuron-pilot")
+STAGES: Registry[Callable[..., None]] = Registry("stage")
 
-# Modules that register stages; a missing module simply means the stage is not built yet.
-_MODULES = [
-    "lab.stages.criteria",
-    "lab.stages.model",
-    "lab.stages.identify",
-    "lab.stages.reproduce",
-    "lab.stages.intervene",
-    "lab.stages.generate",
-    "lab.stages.evaluate",
-    "lab.stages.decide",
-]
+STAGE_NAMES = ("criteria", "model", "identify", "reproduce", "intervene", "generate", "evaluate", "decide")
+
+
+def check_implementation(name: str, stage: str = "") -> None:
+    """A protocol stage's implementation must be one of STAGE_NAMES: bad input otherwise."""
+    if name not in STAGE_NAMES:
+        which = f"stage {stage!r} runs {name!r}" if stage and stage != name else f"stage {name!r}"
+        raise BadInput(f"protocol {which}, which is not a stage implementation of neuron-pilot "
+                       f"(known: {', '.join(STAGE_NAMES)}); fix the protocol's stage name or its runs = ...")
+
+
+def implementation(name: str) -> Callable[..., None]:
+    """The registered function of stage implementation `name`, importing only its module."""
+    check_implementation(name)
+    importlib.import_module(f"lab.stages.{name}")
+    return STAGES.get(name)
 
 
 def load_all() -> Registry[Callable[..., None]]:
-    for mod in _MODULES:
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as exc:
-            if exc.name != mod:
-                raise
+    """Every stage module imported (and so registered)."""
+    for name in STAGE_NAMES:
+        importlib.import_module(f"lab.stages.{name}")
     return STAGES
-
-
-def built_stage_names() -> list[str]:
-    """Names of built stages, found without importing torch (used by the UI and the runner)."""
-    import importlib.util
-
-    names = []
-    for mod in _MODULES:
-        if importlib.util.find_spec(mod) is not None:
-            names.append(mod.rsplit(".", 1)[1])
-    return names

@@ -48,6 +48,10 @@ class StageContext:
     def stop_requested(self) -> bool:
         return self._stop.is_set()
 
+    def wait_for_stop(self, seconds: float) -> bool:
+        """Sleep up to `seconds`, waking early when SIGTERM arrives; True if it did."""
+        return self._stop.wait(seconds)
+
     def check_stop(self) -> None:
         """Call right after a checkpoint: stops the stage if SIGTERM arrived."""
         if self._stop.is_set():

@@ -24,7 +24,7 @@ from protocols import load_protocol
 CUSTOM = """
 [protocol]
 name = "custom"
-title = "A protocol with a stage that is not built"
+title = "A protocol with a stage neuron-pilot does not have"
 
 [[stage]]
 name = "criteria"
@@ -32,7 +32,7 @@ title = "Define criteria"
 
 [[stage]]
 name = "dream"
-title = "Not built"
+title = "Unknown"
 runs = "not_built_anywhere"
 needs = ["criteria"]
 """
@@ -154,13 +154,13 @@ def test_exit_code_2_for_bad_input(lab: dict[str, Any]) -> None:
     missing = worker(home, sid)  # --stage not given: argparse's usage error, also exit 2
     assert missing.returncode == 2 and "--stage" in missing.stderr
 
-    # a protocol stage whose implementation is not built: refused plainly, nothing recorded as run
+    # a protocol stage whose implementation neuron-pilot does not have: bad input, nothing recorded as run
     (home / "protocols").mkdir(exist_ok=True)
     (home / "protocols" / "custom.toml").write_text(CUSTOM, encoding="utf-8")
     src = store.study(sid)
     custom = store.create_study(name="custom", protocol="custom", model_id=src.model_id, seed=0,
                                 trust_remote_code=False, config=json.loads(src.config_json), source_toml="",
                                 source_path="", stages=["criteria", "dream"])
-    _one_line_error(worker(home, custom.id, "--stage", "dream"), "not_built_anywhere", "not built")
+    _one_line_error(worker(home, custom.id, "--stage", "dream"), "not_built_anywhere", "not a stage implementation")
     run = store.stage_run(int(custom.id), "dream")  # type: ignore[arg-type]
     assert (run.state, run.attempts) == (StageState.pending, 0)

@@ -125,7 +125,7 @@ def test_the_tui_reads_and_follows_a_study_another_runner_holds(running: dict[st
             screen = app.screen
             assert isinstance(screen, StudyScreen)
             assert screen.view_of("criteria").state == "running"  # type: ignore[union-attr]
-            assert "criteria" in screen.followers and screen.followed_pid() == running["worker"]
+            assert "criteria" in screen.followers and screen.followers["criteria"].pid == running["worker"]
             await pilot.press("r")
             await pilot.pause(0.2)
             assert app.active_run is None

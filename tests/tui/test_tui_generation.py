@@ -18,7 +18,6 @@ from tui.screens.generations import GenerationScreen
 from tui.screens.study import StudyScreen
 
 NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.timezone.utc)
-BUILT = {"criteria", "model", "identify", "reproduce", "intervene", "generate", "evaluate", "decide"}
 SIZE = (80, 24)
 
 
@@ -74,7 +73,7 @@ def make_home(tmp_path: Path, with_artifact: bool = True) -> Path:
 
 
 def make_app(home: Path) -> NeuronPilotApp:
-    return NeuronPilotApp(home=str(home), study="1", clock=lambda: NOW, built_stages=BUILT)
+    return NeuronPilotApp(home=str(home), study="1", clock=lambda: NOW)
 
 
 def _column(app: NeuronPilotApp, cond: str) -> str:

@@ -19,10 +19,10 @@ from rich.console import Console
 
 from lab.core.errors import BadInput
 from lab.core.events import Event
+from lab.run.workers import EventLog
 from lab.store import Metric, StageState, Store
 from lab.study.studyfile import parse_study
 from tui.app import NeuronPilotApp
-from tui.event_follower import EventLogFollower
 from tui.keymap import load_keymap, parse_env_keymap
 from tui.render.heatmap import cell_colour, heatmap
 from tui.render.metrics import json_matrices, metric_matrix, pivot_table
@@ -141,7 +141,7 @@ def test_errors_map_to_form_fields(message: str, field: str | None) -> None:
 def test_follower_reads_only_new_complete_lines(tmp_path: Path) -> None:
     log = tmp_path / "stage.jsonl"
     log.write_text(Event("log", "identify", 1, {"message": "old"}).to_json() + "\n", encoding="utf-8")
-    follower = EventLogFollower(log)
+    follower = EventLog(log)
     assert follower.poll() == []
     line = Event("progress", "identify", 1, {"done": 3, "total": 10, "unit": "blocks"}).to_json()
     with open(log, "a", encoding="utf-8") as fh:

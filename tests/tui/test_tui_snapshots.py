@@ -18,7 +18,6 @@ from tui.app import NeuronPilotApp
 from protocols import load_protocol
 
 NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.timezone.utc)
-BUILT = {"criteria", "model", "identify", "reproduce", "intervene", "generate", "evaluate", "decide"}
 SIZE = (80, 24)
 
 
@@ -109,7 +108,7 @@ def running_study(store: Store) -> int:
 
 
 def make_app(home: Path, study: str | None = None) -> NeuronPilotApp:
-    return NeuronPilotApp(home=str(home), study=study, clock=lambda: NOW, built_stages=BUILT)
+    return NeuronPilotApp(home=str(home), study=study, clock=lambda: NOW)
 
 
 @pytest.fixture

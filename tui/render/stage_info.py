@@ -14,7 +14,8 @@ from tui.study_state import StageView
 
 STATE_STYLE = {"pending": "dim", "running": "bold cyan", "done": "green", "failed": "bold red",
                "interrupted": "yellow"}
-VERDICT_STYLE = {"go": "bold green", "no-go": "bold red", "revise": "bold yellow", "undecided": "dim"}
+VERDICT_STYLE = {"go": "bold green", "no-go": "bold red", "revise": "bold yellow", "inconclusive": "bold magenta",
+                 "undecided": "dim"}
 
 
 def _value(v: Any) -> str:
@@ -61,9 +62,6 @@ def stage_info(view: StageView, cfg: dict[str, Any], outcome: Optional[str] = No
     parts: list[RenderableType] = [title]
     if spec.description:
         parts.append(Text(spec.description))
-    if not view.built:
-        parts.append(Text("Not built yet in this version of neuron-pilot: running stops before this stage.",
-                          style="bold yellow"))
     if spec.needs:
         parts.append(Text("needs: " + ", ".join(spec.needs), style="dim"))
     if spec.inputs:

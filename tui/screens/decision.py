@@ -18,7 +18,7 @@ from lab.store import Decision, Store
 from tui.bindings import DECISION_BINDINGS
 from tui.render.stage_info import recommendation_text
 
-VERDICTS = ("go", "no-go", "revise")
+VERDICTS = ("go", "no-go", "revise", "inconclusive")  # DESIGN.md's decision verdicts
 
 
 def default_author() -> str:

@@ -11,12 +11,13 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from tui.bindings import HOME_BINDINGS
 from tui.formatting import clip, relative_time, short_model
+from tui.lab_app import lab_app
 from tui.study_state import study_rows
 
 COLUMNS = ("id", "name", "model", "stage", "state", "activity", "verdict")
 STATE_STYLE = {"running": "bold cyan", "failed": "bold red", "interrupted": "yellow", "decide": "bold magenta",
-               "done": "green", "not built": "dim yellow", "stop": "bold yellow"}
-VERDICT_STYLE = {"go": "green", "no-go": "red", "undecided": "dim"}
+               "done": "green", "stop": "bold yellow"}
+VERDICT_STYLE = {"go": "green", "no-go": "red", "inconclusive": "magenta", "undecided": "dim"}
 
 
 class HomeScreen(Screen[None]):
@@ -42,8 +43,9 @@ class HomeScreen(Screen[None]):
         table = self.query_one("#studies", DataTable)
         keep: Optional[int] = self.selected_study_id()
         table.clear()
-        now = self.app.clock()  # type: ignore[attr-defined]
-        rows = study_rows(self.app.store, self.app.built_stages)  # type: ignore[attr-defined]
+        app = lab_app(self)
+        now = app.clock()
+        rows = study_rows(app.store)
         for r in rows:
             table.add_row(str(r.id), clip(r.name, 13), short_model(r.model, 13), r.stage,
                           Text(r.state, style=STATE_STYLE.get(r.state.split(":")[0], "")),
@@ -69,24 +71,24 @@ class HomeScreen(Screen[None]):
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.row_key.value is not None:
-            self.app.open_study(int(event.row_key.value))  # type: ignore[attr-defined]
+            lab_app(self).open_study(int(event.row_key.value))
 
     def action_open_study(self) -> None:
         sid = self.selected_study_id()
         if sid is None:
             self.notify("no study selected; press n to create one", severity="warning")
             return
-        self.app.open_study(sid)  # type: ignore[attr-defined]
+        lab_app(self).open_study(sid)
 
     def action_run_study(self) -> None:
         sid = self.selected_study_id()
         if sid is None:
             self.notify("no study selected; press n to create one", severity="warning")
             return
-        self.app.open_study(sid, run=True)  # type: ignore[attr-defined]
+        lab_app(self).open_study(sid, run=True)
 
     def action_new_study(self) -> None:
-        self.app.action_new_study()  # type: ignore[attr-defined]
+        lab_app(self).action_new_study()
 
     def action_refresh(self) -> None:
         self.refresh_rows()

@@ -13,6 +13,7 @@ from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
 from textual.worker import Worker, WorkerState
 
 from tui.bindings import FORM_BINDINGS
+from tui.lab_app import lab_app
 from tui.study_form import FIELDS, KINDS, METHODS, VALUES, FormValues, study_file_path, validate_and_create
 
 LABELS = {"name": "Name", "model": "Model", "languages": "Languages", "targets": "Targets", "corpus": "Corpus",
@@ -90,14 +91,14 @@ class NewStudyScreen(Screen[None]):
             return
         values = self.values()
         self.busy = True
-        home = self.app.store.home.root  # type: ignore[attr-defined]
+        home = lab_app(self).store.home.root
         where = study_file_path(home, values.name.strip() or "NAME")
         self.query_one("#form-status", Static).update(f"checking and writing {where} …")
         self._submit(values)
 
     @work(thread=True, group="create", exclusive=True, exit_on_error=False)
     def _submit(self, values: FormValues) -> tuple[Optional[int], dict[str, str]]:
-        store = self.app.store  # type: ignore[attr-defined]
+        store = lab_app(self).store
         names = {s.name for s in store.studies()}
         return validate_and_create(store.home.root, values, names)
 
@@ -114,7 +115,7 @@ class NewStudyScreen(Screen[None]):
             self._show_errors(errors or {"form": "the study was not created"})
             return
         self.app.notify(f"study {study_id} created")
-        self.app.open_study(study_id, replace=True)  # type: ignore[attr-defined]
+        lab_app(self).open_study(study_id, replace=True)
 
     def action_cancel(self) -> None:
         self.app.pop_screen()

@@ -2,16 +2,13 @@
 progress of whatever runs, the log, decisions and export.
 
 Live events reach this screen two ways: from the app's own runner (messages forwarded by the app),
-or, for a stage started by an earlier UI session, by following that stage's event log file and
-polling its row in the DB (re-attach).
+or, for a stage started by an earlier UI session, by following that stage's worker through
+lab.run.workers (its event log and its row in the DB: re-attach). Never touches pids or signals.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
 import time
 from typing import Any, Optional
 
@@ -22,11 +19,11 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, OptionList, RichLog, Static, TabbedContent, TabPane
 
 from lab.run.runner import RunOutcome, Runner
+from lab.run.workers import StageWorker
 from lab.store import Decision, StageState, Store
-from lab.store.db import pid_alive
 from tui.bindings import STUDY_BINDINGS
-from tui.event_follower import EventLogFollower
 from tui.formatting import short_model
+from tui.lab_app import lab_app
 from tui.messages import StageFinished, StageLog, StageProgress, message_for
 from tui.render.metrics import stage_results
 from tui.render.stage_info import stage_info
@@ -47,7 +44,7 @@ class StudyScreen(Screen[None]):
         super().__init__()
         self.study_id = study_id
         self.trackers: dict[str, RateTracker] = {}
-        self.followers: dict[str, EventLogFollower] = {}
+        self.followers: dict[str, StageWorker] = {}  # stage → a worker this UI did not start, followed
         self.last_outcome: Optional[str] = None
         self.highlight_times: list[float] = []  # when a stage highlight was handled (latency checks)
         self.last_progress: dict[str, tuple[int, int]] = {}  # stage → (done, total) last shown
@@ -56,7 +53,7 @@ class StudyScreen(Screen[None]):
 
     @property
     def store(self) -> Store:
-        return self.app.store  # type: ignore[attr-defined,no-any-return]
+        return lab_app(self).store
 
     # ---- layout ---------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -93,7 +90,7 @@ class StudyScreen(Screen[None]):
         for line in self.store.logs(self.study_id, limit=100):
             self.write_log(line.stage, line.level, line.message)
         if not self._app_runs_this_study():
-            for stage in self.store.mark_stale(self.study_id):
+            for stage in StageWorker.mark_dead(self.store, self.study_id):
                 self.write_log(stage, "warning", "interrupted: its worker is gone; press r to resume")
                 self.set_status(f"stage {stage} was interrupted (its worker is gone): press r to resume")
         self.ensure_recommendations()
@@ -118,8 +115,7 @@ class StudyScreen(Screen[None]):
 
     # ---- views ----------------------------------------------------------------------------------
     def refresh_view(self) -> None:
-        views = stage_views(self.store, self.store.study(self.study_id), self.protocol,
-                            self.app.built_stages)  # type: ignore[attr-defined]
+        views = stage_views(self.store, self.store.study(self.study_id), self.protocol)
         stepper = self.query_one("#stepper", StageStepper)
         stepper.set_views(views)
         if self._initial_selection:
@@ -212,26 +208,24 @@ class StudyScreen(Screen[None]):
             self.open_decision(outcome.awaiting_decision)
         elif interrupted:
             self.app.notify(f"{outcome.message}; press r to resume", title="interrupted", severity="warning", timeout=8)
-        elif "not built" in outcome.message or "not available" in outcome.message:
-            self.app.notify(outcome.message, title="not built yet", severity="warning", timeout=8)
         elif outcome.code != 0:
             self.app.notify(outcome.message, severity="error", timeout=8)
 
     # ---- re-attach ----------------------------------------------------------------------------
     def _app_runs_this_study(self) -> bool:
-        handle = getattr(self.app, "active_run", None)
-        return handle is not None and handle.study_id == self.study_id
+        return lab_app(self).runs_study(self.study_id)
 
     def attach_running(self) -> None:
         """Follow stages that are running in workers this UI did not start."""
         if self._app_runs_this_study():
             return
-        for run in self.store.stage_runs(self.study_id):
-            if run.state != StageState.running or run.stage in self.followers:
+        for worker in StageWorker.running(self.store, self.study_id):
+            if worker.stage in self.followers:
                 continue
-            self.followers[run.stage] = EventLogFollower(self.store.home.event_log(self.study_id, run.stage))
-            self.write_log(run.stage, "info", f"re-attached: following its worker (pid {run.pid} on {run.host})")
-            self.set_status(f"{run.stage} is running in a worker started earlier; following it (x cancels)")
+            self.followers[worker.stage] = worker
+            self.write_log(worker.stage, "info", f"re-attached: following its {worker.describe()}")
+            self.set_status(f"{worker.stage} is running in a worker started earlier; following it (x cancels)")
+            run = self.store.stage_run(self.study_id, worker.stage)
             if run.progress_json:
                 data = json.loads(run.progress_json)
                 self.show_progress(StageProgress(self.study_id, run.stage, int(data.get("done") or 0),
@@ -242,17 +236,14 @@ class StudyScreen(Screen[None]):
         if not self.followers:
             return
         self._ticks += 1
-        for stage, follower in list(self.followers.items()):
-            for event in follower.poll():
+        for stage, worker in list(self.followers.items()):
+            for event in worker.poll():
                 self._dispatch(message_for(event, self.study_id))
             if self._ticks % DB_POLL_EVERY:
                 continue
-            run = self.store.stage_run(self.study_id, stage)
-            if run.state == StageState.running and run.host == socket.gethostname() and not pid_alive(run.pid):
-                self.store.mark_stale(self.study_id)
-                run = self.store.stage_run(self.study_id, stage)
+            run = worker.run()  # a worker found dead has its stage marked interrupted
             if run.state != StageState.running:
-                for event in follower.poll():
+                for event in worker.poll():
                     self._dispatch(message_for(event, self.study_id))
                 del self.followers[stage]
                 self.trackers.pop(stage, None)
@@ -272,13 +263,6 @@ class StudyScreen(Screen[None]):
         elif isinstance(msg, StageLog):
             self.show_log(msg)
 
-    def followed_pid(self) -> Optional[int]:
-        for stage in self.followers:
-            run = self.store.stage_run(self.study_id, stage)
-            if run.pid and run.host == socket.gethostname() and pid_alive(run.pid):
-                return run.pid
-        return None
-
     # ---- actions ------------------------------------------------------------------------------
     def action_run(self) -> None:
         if self.followers:
@@ -286,17 +270,16 @@ class StudyScreen(Screen[None]):
             self.app.notify(f"stage {stage} is still running in its worker; wait for it or press x to cancel",
                             severity="warning")
             return
-        self.app.start_run(self.study_id)  # type: ignore[attr-defined]
+        lab_app(self).start_run(self.study_id)
 
     def action_cancel(self) -> None:
-        if self.app.cancel_run(self.study_id):  # type: ignore[attr-defined]
+        if lab_app(self).cancel_run(self.study_id):
             self.set_status("asked the running stage to checkpoint and stop…")
             return
-        pid = self.followed_pid()
-        if pid is not None:
-            os.kill(pid, signal.SIGTERM)
-            self.set_status(f"asked the followed worker (pid {pid}) to checkpoint and stop…")
-            return
+        for worker in self.followers.values():
+            if worker.cancel():
+                self.set_status(f"asked the followed {worker.describe()} to checkpoint and stop…")
+                return
         self.app.notify("nothing is running", severity="information")
 
     def action_decide(self) -> None:
@@ -329,10 +312,10 @@ class StudyScreen(Screen[None]):
         self.write_log(decision.stage, "info", f"decision: {decision.verdict} by {decision.by} — {decision.rationale}")
         self.refresh_view()
         self.set_status(f"decision on {decision.stage} recorded: {decision.verdict}; continuing")
-        self.app.start_run(self.study_id)  # type: ignore[attr-defined]
+        lab_app(self).start_run(self.study_id)
 
     def action_export(self) -> None:
-        self.app.choose_export(self.study_id)  # type: ignore[attr-defined]
+        lab_app(self).choose_export(self.study_id)
 
     def action_show_tab(self, tab: str) -> None:
         self.query_one("#tabs", TabbedContent).active = tab

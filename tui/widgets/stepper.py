@@ -12,7 +12,7 @@ from tui.study_state import StageView
 
 ICONS = {"pending": ("·", "dim"), "running": ("▶", "bold cyan"), "done": ("✓", "green"),
          "failed": ("✗", "bold red"), "interrupted": ("‖", "yellow")}
-VERDICT_STYLE = {"go": "green", "no-go": "red", "revise": "yellow"}
+VERDICT_STYLE = {"go": "green", "no-go": "red", "revise": "yellow", "inconclusive": "magenta"}
 NAME_WIDTH = 10
 
 
@@ -21,7 +21,7 @@ def stage_line(view: StageView, percent: Optional[int] = None) -> Text:
     text = Text()
     text.append(icon, style=style)
     text.append(" ")
-    text.append(view.name.ljust(NAME_WIDTH), style="" if view.built else "dim")
+    text.append(view.name.ljust(NAME_WIDTH))
     if view.state == "running":
         text.append(f"{percent}%" if percent is not None else "running", style="cyan")
     elif view.decision is not None:
@@ -30,8 +30,6 @@ def stage_line(view: StageView, percent: Optional[int] = None) -> Text:
         text.append("decide?", style="bold magenta")
     elif view.state in ("failed", "interrupted"):
         text.append(view.state, style=style)
-    elif view.state == "pending" and not view.built:
-        text.append("not built", style="dim yellow")
     return text
 
 
