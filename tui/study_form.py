@@ -20,7 +20,7 @@ import tomli_w
 from lab.core.errors import BadInput
 from lab.study.studyfile import LANG_CODE, load_study_file
 
-METHODS = ("lape", "act_prob_90p")
+METHODS = ("lape", "act_prob_90p", "act_prob_90p_published")
 KINDS = ("test_time", "finetune")
 VALUES = ("zero", "mean", "p10", "p90", "scale")
 FIELDS = ("name", "model", "languages", "targets", "corpus", "tokens", "method", "kind", "value", "tasks", "limit")
