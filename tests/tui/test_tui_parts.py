@@ -358,3 +358,17 @@ def test_ui_process_never_imports_torch(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr[-3000:]
     result = json.loads(res.stdout.strip().splitlines()[-1])
     assert result == {"torch": False, "transformers": False, "gate": "undecided"}
+
+
+# ---- typed access to the app ---------------------------------------------------------------------
+def test_screens_get_the_app_as_a_lab_app(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from tui.lab_app import LabApp, lab_app
+
+    app = NeuronPilotApp(home=str(tmp_path / "home"))
+    assert isinstance(app, LabApp)  # every attribute and method the screens use is there
+    assert lab_app(SimpleNamespace(app=app)) is app  # type: ignore[arg-type]
+    assert app.runs_study(1) is False
+    with pytest.raises(TypeError, match="not neuron-pilot's app"):
+        lab_app(SimpleNamespace(app=object()))  # type: ignore[arg-type]

@@ -1,0 +1,73 @@
+"""lab.run.workers, the one API for a stage worker: start one, adopt it from another handle (as a second
+runner or a reopened UI does), watch it from its pipe and from its event log, cancel it, see it end.
+
+The criteria stage is held mid-stage by the worker's test pause, so every step meets a live worker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from tests.helpers import write_study_toml
+
+from lab.core.events import WorkerExit
+from lab.run.worker import PAUSE_SECONDS_ENV, PAUSE_STAGE_ENV
+from lab.run.workers import StageWorker
+from lab.store import StageState, Store
+
+
+def _paused_criteria(tmp_path: Path, model: Path, corpus: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Store, int, StageWorker]:
+    from lab.study.create import create_study
+
+    store = Store(tmp_path / "home")
+    sid = int(create_study(store, write_study_toml(tmp_path / "s.toml", model, corpus, "workers")).id)
+    monkeypatch.setenv(PAUSE_STAGE_ENV, "criteria")  # inherited by the worker: it waits up to 120 s
+    monkeypatch.setenv(PAUSE_SECONDS_ENV, "120")
+    worker = StageWorker.start(store, sid, "criteria")
+    deadline = time.monotonic() + 60
+    while store.stage_run(sid, "criteria").state != StageState.running:
+        assert time.monotonic() < deadline and worker.is_alive(), "the criteria worker never started its stage"
+        time.sleep(0.1)
+    return store, sid, worker
+
+
+def test_start_adopt_watch_and_cancel(tiny_llama_dir: Path, tiny_corpus_dir: Path, tmp_path: Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    store, sid, started = _paused_criteria(tmp_path, tiny_llama_dir, tiny_corpus_dir, monkeypatch)
+    try:
+        adopted = StageWorker.adopt(store, sid, "criteria")
+        assert adopted is not None and adopted.pid == started.pid and adopted.is_alive()
+        assert started.started_here and not adopted.started_here
+        assert [w.stage for w in StageWorker.running(store, sid)] == ["criteria"]
+        assert StageWorker.adopt(store, sid, "model") is None  # pending: no worker to adopt
+
+        assert adopted.cancel()  # SIGTERM from the handle that did not start it
+        events = list(started.events())  # the pipe ends when the worker exits
+        assert started.wait() == WorkerExit.INTERRUPTED
+        assert events and events[-1].event == "interrupted" and all(e.stage == "criteria" for e in events)
+        assert [e.event for e in adopted.poll()][-1:] == ["interrupted"]  # the same end, read from the event log
+        assert not started.is_alive() and not adopted.is_alive()
+        assert adopted.run().state == StageState.interrupted
+        assert StageWorker.adopt(store, sid, "criteria") is None and StageWorker.running(store, sid) == []
+        assert not adopted.cancel() and not started.cancel()  # nothing left to signal
+    finally:
+        if started.is_alive():
+            started.cancel()
+            started.wait()
+
+
+def test_a_killed_worker_leaves_its_stage_interrupted_and_resumable(tiny_llama_dir: Path, tiny_corpus_dir: Path,
+                                                                      tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    store, sid, started = _paused_criteria(tmp_path, tiny_llama_dir, tiny_corpus_dir, monkeypatch)
+    adopted = StageWorker.adopt(store, sid, "criteria")
+    assert adopted is not None
+    os.kill(started.pid, signal.SIGKILL)  # type: ignore[arg-type]  # the worker cannot record its own end
+    assert started.wait() == WorkerExit.FAILED
+    run = store.stage_run(sid, "criteria")
+    assert run.state == StageState.interrupted and run.pid is None and "killed or lost" in (run.error or "")
+    assert adopted.wait_ended(poll_s=0.05).state == StageState.interrupted  # an adopter sees the same end
+    assert StageWorker.mark_dead(store, sid) == []  # nothing left to mark
