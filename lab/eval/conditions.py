@@ -205,7 +205,7 @@ class ConditionModels:
             if variant is None:
                 yield loaded.model, group
                 continue
-            from lab.neurons.finetune import load_condition
+            from lab.neurons.finetune.adapters import load_condition
 
             model = load_condition(loaded, variant_adapter_dir(self.ctx, variant))
             yield model, group

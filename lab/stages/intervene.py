@@ -5,18 +5,26 @@ neurons.json / control.json), computes the replacement values per [intervention]
 language's own mean / p10 / p90 activation of each neuron, or a scale factor), and checks on a
 held-out block that applying the hooks changes the logits and removing them restores the logits
 bit for bit. intervention.json records the plan and the check; evaluate reads it.
-With [intervention] kind = "finetune" it trains the fine-tune adapters instead (lab.neurons.finetune).
+With [intervention] kind = "finetune" it trains the fine-tune adapters instead (lab.neurons.finetune),
+one per (condition, target) plus the attention LoRA, and writes them with the plan evaluate reads.
 """
 
 from __future__ import annotations
 
+import shutil
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 import torch
 
-from lab.core.errors import BadInput, NotBuiltYet, StageFailed
-from lab.neurons.interventions import INTERVENTIONS, intervene, neurons_by_layer
+from lab.core.errors import BadInput, StageFailed
+from lab.eval.conditions import read_neuron_sets
+from lab.neurons.finetune import (CONDITIONS, TrainSettings, chosen_neurons, english_training_texts, make_blocks,
+                                  train_condition)
+from lab.neurons.finetune.adapters import ADAPTER_FILES
+from lab.neurons.interventions import INTERVENTIONS, intervene, read_activation_stats  # noqa: F401 (re-exported)
+from lab.neurons.sets import neurons_by_layer
 from lab.model.loading import LoadedModel, load_for_stage
 from lab.stages import STAGES
 from lab.stages.context import StageContext
@@ -25,31 +33,10 @@ FALLBACK_TEXT = ("The quick brown fox jumps over the lazy dog. Le renard brun sa
                  "Mbweha mwepesi anaruka juu ya mbwa mvivu. Der schnelle braune Fuchs springt über den Hund.")
 
 
-def require_test_time(cfg: dict[str, Any]) -> None:
-    if cfg["intervention"]["kind"] == "finetune":
-        raise NotBuiltYet('[intervention] kind = "finetune": the fine-tune intervention is not built yet; '
-                          'use kind = "test_time" for now')
-
-
-def read_activation_stats(path: Path) -> tuple[dict[str, torch.Tensor], list[str]]:
-    """activation_stats.safetensors → (tensors, languages in tensor order)."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
-    with safe_open(str(path), framework="pt") as fh:
-        meta = fh.metadata() or {}
-    languages = [x for x in meta.get("languages", "").split(",") if x]
-    stats = load_file(str(path))
-    if not languages or "act_prob" not in stats or stats["act_prob"].shape[0] != len(languages):
-        raise BadInput(f"{path.name} lacks its 'languages' metadata or does not match it; re-run the identify stage")
-    return stats, languages
-
-
 def neuron_sets(ctx: StageContext) -> tuple[dict[str, dict[int, list[int]]], dict[str, dict[int, list[int]]]]:
     """(identified, control): language → {layer: [index, ...]}."""
-    ident = ctx.read_json("identify", "neurons.json")["languages"]
-    control = ctx.read_json("identify", "control.json")["languages"]
-    return ({k: neurons_by_layer(v) for k, v in ident.items()}, {k: neurons_by_layer(v) for k, v in control.items()})
+    sets = read_neuron_sets(ctx)
+    return sets["intervention"], sets["control"]
 
 
 def _check_fits(sets: dict[str, dict[int, list[int]]], n_layers: int, d_ff: int, what: str) -> None:
@@ -117,12 +104,9 @@ def restore_check(loaded: LoadedModel, by_layer: dict[int, list[int]], kind: str
 def run(ctx: StageContext) -> None:
     cfg = ctx.cfg
     if cfg["intervention"]["kind"] == "finetune":  # train the adapters instead (docs/finetune.md)
-        from lab.neurons.finetune import run_finetune_intervention
-
         plan = run_finetune_intervention(ctx)
         ctx.log(f"fine-tuned {len(plan['variants'])} adapters: {', '.join(v['name'] for v in plan['variants'])}")
         return
-    require_test_time(cfg)
     kind = cfg["intervention"]["value"]
     scale = float(cfg["intervention"].get("scale", 2.0))
     iv = INTERVENTIONS.get(kind)
@@ -170,3 +154,96 @@ def run(ctx: StageContext) -> None:
                           "see intervention.json (check) — another hook on the model may be interfering")
     ctx.progress(len(languages) + 1, len(languages) + 1, "languages", "done")
     ctx.log(f"intervention {kind} prepared for {len(languages)} languages; hooks removed cleanly")
+
+
+# ---- [intervention] kind = "finetune": train the adapters ----------------------------------------
+
+def finetune_runs(cfg: Mapping[str, Any], identified: Mapping[str, Any],
+                  control: Mapping[str, Any]) -> list[tuple[str, str, Optional[dict[int, list[int]]],
+                                                             Optional[dict[int, list[int]]]]]:
+    """(condition, language, chosen neurons, control neurons) for every adapter a study trains.
+
+    Per target language: ft_neurons and ft_random; once for the study: ft_lora_attn (it trains no
+    language's neurons). With neurons_from = english+target the control is drawn afresh with the
+    union's per-layer counts; otherwise it is identify's control set of the target.
+    """
+    neurons_from = cfg["intervention"].get("neurons_from", "target")
+    runs: list[tuple[str, str, Optional[dict[int, list[int]]], Optional[dict[int, list[int]]]]] = []
+    for lang in cfg["languages"]["targets"]:
+        chosen = chosen_neurons(identified, lang, neurons_from)
+        ctrl = neurons_by_layer(control[lang]) if neurons_from == "target" and lang in control else None
+        runs.append(("ft_neurons", lang, chosen, None))
+        runs.append(("ft_random", lang, chosen, ctrl))
+    runs.append(("ft_lora_attn", "", None, None))
+    return runs
+
+
+def variant_name(condition: str, language: str) -> str:
+    return f"{condition}-{language}" if language else condition
+
+
+def run_finetune_intervention(ctx: Any) -> dict[str, Any]:
+    """The intervene stage for [intervention] kind = "finetune": train every condition, keep the adapters.
+
+    Writes adapters/<variant>/{adapter_config.json, adapter_model.safetensors, finetune.json} and
+    intervention.json (the plan evaluate reads), and the metric weights_changed_outside_neurons per
+    neuron variant. Stops cleanly (StageInterrupted) at a checkpoint when SIGTERM arrives; the next
+    run resumes there. Returns the plan.
+    """
+    cfg = ctx.cfg
+    identified = ctx.read_json("identify", "neurons.json")["languages"]
+    control = ctx.read_json("identify", "control.json")["languages"]
+    runs = finetune_runs(cfg, identified, control)
+    texts, sources = english_training_texts(cfg)
+    settings_cfg = {**cfg["intervention"], "block_size": int(cfg["corpus"].get("block_size", 128))}
+    settings = TrainSettings.from_cfg(settings_cfg)
+    total = settings.steps * len(runs)
+    ctx.progress(0, total, "steps", "loading model")
+    loaded = load_for_stage(ctx)
+    blocks = make_blocks(loaded.tokenizer, texts, settings.block_size)
+    ctx.log(f"fine-tuning {len(runs)} adapters on {blocks.shape[0]} blocks of {settings.block_size} tokens from "
+            f"{', '.join(sources)} ({settings.steps} steps each, rank {settings.lora_r}, weight decay "
+            f"{settings.weight_decay})")
+
+    plan: dict[str, Any] = {"kind": "finetune", "conditions": [c.name for c in CONDITIONS],
+                            "neurons_from": cfg["intervention"].get("neurons_from", "target"),
+                            "training": {"tasks": sources, "documents": len(texts), "blocks": int(blocks.shape[0]),
+                                         "settings": asdict(settings), "seed": ctx.seed},
+                            "variants": []}
+    metrics: list[dict[str, Any]] = []
+    for i, (cond, lang, chosen, ctrl) in enumerate(runs):
+        name = variant_name(cond, lang)
+        offset = i * settings.steps
+
+        def progress(step: int, steps: int, loss: float, _off: int = offset, _name: str = name) -> None:
+            ctx.progress(_off + step, total, "steps", f"{_name} step {step}/{steps}", loss=round(loss, 4))
+
+        result = train_condition(loaded, chosen, cond, blocks, settings_cfg, ctx.checkpoint_dir / name, ctx.seed,
+                                 progress, lambda: ctx.stop_requested, control=ctrl)
+        if not result.finished:
+            ctx.check_stop()
+            raise RuntimeError(f"{name} stopped at step {result.steps_done} without a stop request")
+        assert result.adapter_dir is not None
+        for fname in ADAPTER_FILES:
+            src = result.adapter_dir / fname
+            ctx.write_artifact(f"adapters/{name}/{fname}", lambda tmp, _src=src: shutil.copyfile(_src, tmp))
+        plan["variants"].append({
+            "name": name, "condition": cond, "language": lang, "adapter": f"adapters/{name}",
+            "neurons": None if result.neurons is None else sum(len(v) for v in result.neurons.values()),
+            "per_layer": None if result.neurons is None else {str(k): len(v) for k, v in result.neurons.items()},
+            "target_modules": len(result.target_modules), "trainable_parameters": result.trainable_parameters,
+            "final_loss": result.final_loss, "resumed_from": result.resumed_from,
+            "weights_changed_outside_neurons": result.weights_changed_outside_neurons,
+            "weights_changed_outside_target": result.weights_changed_outside_target,
+            "weights_changed_inside_target": result.weights_changed_inside_target})
+        if result.weights_changed_outside_neurons is not None:
+            metrics.append(dict(name="weights_changed_outside_neurons", value=result.weights_changed_outside_neurons,
+                                language=lang, condition=cond))
+        metrics.append(dict(name="finetune_final_loss", value=result.final_loss or 0.0, language=lang, condition=cond))
+        metrics.append(dict(name="finetune_trainable_parameters", value=result.trainable_parameters, language=lang,
+                            condition=cond))
+    ctx.write_json("intervention.json", plan)
+    ctx.metrics(metrics)
+    ctx.progress(total, total, "steps", "done")
+    return plan
+

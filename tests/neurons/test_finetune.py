@@ -1,4 +1,4 @@
-"""Neuron-only fine-tuning (lab/neurons/finetune.py): only the chosen neurons' weights move, even with AdamW
+"""Neuron-only fine-tuning (lab/neurons/finetune/): only the chosen neurons' weights move, even with AdamW
 weight decay on; peft's adapter format round-trips exactly; a killed run resumes bit-identically;
 the random control keeps per-layer counts; the attention LoRA touches attention only."""
 
@@ -28,7 +28,7 @@ from lab.neurons.finetune import (
     load_condition,
     make_blocks,
     neuron_targets,
-    random_like,
+    resolve_neurons,
     train_condition,
     unflatten_state,
 )
@@ -206,13 +206,15 @@ def test_sigkill_mid_training_resumes_from_checkpoint(loaded: LoadedModel, block
 
 def test_random_control_keeps_per_layer_counts(loaded: LoadedModel, blocks: torch.Tensor, tmp_path: Path) -> None:
     d_ff = loaded.adapter.d_ff(loaded.model)
-    rand = random_like(CHOSEN, d_ff, SEED)
+    ft_random = finetune_conditions()[2]
+    rand = resolve_neurons(ft_random, CHOSEN, d_ff, SEED)  # no control given: drawn (lab/neurons/sets.py)
+    assert rand is not None
     assert {k: len(v) for k, v in rand.items()} == {k: len(v) for k, v in CHOSEN.items()}
     assert all(not set(rand[k]) & set(CHOSEN[k]) for k in CHOSEN)  # disjoint where the layer allows
     assert all(0 <= j < d_ff for v in rand.values() for j in v)
-    assert random_like(CHOSEN, d_ff, SEED) == rand and random_like(CHOSEN, d_ff, SEED + 1) != rand
-    full = random_like({0: list(range(40))}, d_ff, SEED)  # more than half the layer: drawn from all of it
-    assert len(full[0]) == 40 and len(set(full[0])) == 40
+    assert resolve_neurons(ft_random, CHOSEN, d_ff, SEED) == rand and resolve_neurons(ft_random, CHOSEN, d_ff, SEED + 1) != rand
+    full = resolve_neurons(ft_random, {0: list(range(40))}, d_ff, SEED)  # more than half the layer: drawn from all of it
+    assert full is not None and len(full[0]) == 40 and len(set(full[0])) == 40
 
     res = train_condition(loaded, CHOSEN, "ft_random", blocks, {**CFG, "steps": 3}, tmp_path, SEED, keep_merged=True)
     assert res.neurons == rand and res.weights_changed_outside_neurons == 0
@@ -339,7 +341,8 @@ def _stage_ctx(store, study, stage: str):
 def test_intervene_finetune_path_trains_stops_resumes_and_records(tiny_llama_dir: Path, tiny_corpus_dir: Path,
                                                                    home: Path, tmp_path: Path) -> None:
     from lab.core.errors import StageInterrupted
-    from lab.neurons.finetune import run_finetune_intervention, variant_adapter_dir
+    from lab.eval.conditions import variant_adapter_dir
+    from lab.stages.intervene import run_finetune_intervention
     from lab.store import Store
     from lab.study.create import create_study
 

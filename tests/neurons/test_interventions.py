@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from lab.core.errors import BadInput, NotBuiltYet
-from lab.neurons.interventions import INTERVENTIONS, intervene, neurons_by_layer
+from lab.core.errors import BadInput
+from lab.neurons.interventions import INTERVENTIONS, intervene, neurons_by_layer, read_activation_stats
 from lab.model.loading import LoadedModel, load_model
-from lab.stages.intervene import read_activation_stats, replacement_values, require_test_time, restore_check
+from lab.stages.intervene import replacement_values, restore_check
 
 from tests.helpers import LANG_TEXT
 
@@ -135,8 +135,3 @@ def test_activation_stats_file_round_trip(tmp_path: Path, stats: dict[str, torch
     with pytest.raises(BadInput, match="re-run the identify stage"):
         read_activation_stats(path)
 
-
-def test_finetune_kind_is_not_built_here() -> None:
-    with pytest.raises(NotBuiltYet, match="fine-tune intervention is not built yet"):
-        require_test_time({"intervention": {"kind": "finetune"}})
-    require_test_time({"intervention": {"kind": "test_time"}})

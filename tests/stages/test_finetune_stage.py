@@ -131,20 +131,37 @@ def test_finetune_intervene_and_evaluate_stages(tiny_llama_dir: Path, tiny_corpu
 
     protocol = load_protocol(study.protocol, store.home.root)
     rec = recommend(store, study, protocol, protocol.get("evaluate"))
-    assert rec is not None and rec.verdict in ("go", "no-go", "revise")
+    assert rec is not None and rec.verdict in ("go", "no-go", "inconclusive", "revise")
     assert rec.numbers["mean_gain_points"] == pytest.approx(
         100 * (get[("accuracy_delta", "sw", "intervention")].value + get[("accuracy_delta", "de", "intervention")].value) / 2)
-    assert rec.numbers["worst_high_resource_points"] == pytest.approx(100 * get[("accuracy_delta", "en", "intervention")].value)
+    # regression = deployment spillover: English under each target's neuron adapter, the worst of them
+    spill = {t: get[("accuracy_delta", "en", f"spillover_{t}")].value for t in ("sw", "de")}
+    assert rec.numbers["worst_high_resource_points"] == pytest.approx(100 * min(spill.values()))
+    # spillover_sw is the first target's adapter, which is also en's `intervention`: scored once, same items
+    assert spill["sw"] == get[("accuracy_delta", "en", "intervention")].value
+    assert json.loads((out / "samples_spillover_sw.json").read_text())["en"] == samples["intervention"]["en"]
+    assert set(json.loads((out / "samples_spillover_de.json").read_text())) == {"en"}
+    paired = json.loads((out / "paired_items.json").read_text())
+    assert paired["version"] == 1 and set(paired["targets"]) == {"sw", "de"} and set(paired["high_resource"]) == {"sw", "de"}
+    keys = paired["item_keys"]["en"]
+    assert len(keys) == 8 and keys[0] == "demo_real_en:0"
+    for t in ("sw", "de"):
+        en = paired["high_resource"][t]["en"]
+        assert len(en["baseline"]) == len(en["intervention"]) == 8
+        assert sum(en["intervention"]) / 8 - sum(en["baseline"]) / 8 == pytest.approx(spill[t])
+    sw = paired["targets"]["sw"]
+    assert sum(sw["control"]) / 8 == pytest.approx(get[("accuracy", "sw", "control")].value)
+    assert sum(sw["intervention"]) / 8 == pytest.approx(get[("accuracy", "sw", "intervention")].value)
 
     # a rerun reuses every checkpointed (language, condition): no adapter loaded, no lm-eval call
-    import lab.neurons.finetune
+    import lab.neurons.finetune.adapters
     import lab.stages.evaluate as evaluate_stage
 
     def refuse(*_a: Any, **_k: Any) -> None:
         raise AssertionError("work repeated although every (language, condition) was checkpointed")
 
     monkeypatch.setattr(evaluate_stage, "run_tasks", refuse)
-    monkeypatch.setattr(lab.neurons.finetune, "load_condition", refuse)
+    monkeypatch.setattr(lab.neurons.finetune.adapters, "load_condition", refuse)
     before = {k: (m.value, m.ci_low, m.ci_high) for k, m in get.items() if k[0] != "compute_seconds"}
     run_evaluate(_ctx(store, study, "evaluate"))
     again = {(m.name, m.language, m.condition): (m.value, m.ci_low, m.ci_high)

@@ -1,0 +1,118 @@
+"""peft LoRA adapters for fine-tuning: the masked adapter, its saved form, and loading a trained one merged."""
+
+from __future__ import annotations
+
+import copy
+import json
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Optional
+
+import torch
+from torch import nn
+
+from lab.core.errors import BadInput
+from lab.model.loading import LoadedModel
+from lab.neurons.finetune.config import TrainSettings
+from lab.neurons.finetune.targets import Targets, count_changes, is_conv1d
+
+META_FILE = "finetune.json"  # written beside peft's adapter files; says what the adapter may change
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", META_FILE)
+
+
+@contextmanager
+def own_rng(device: torch.device) -> Iterator[None]:
+    """Training seeds and restores torch's RNG; the caller's RNG stream is left as it was."""
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        yield
+
+
+def peft_model(loaded: LoadedModel, targets: Targets, settings: TrainSettings, seed: int) -> nn.Module:
+    """A LoRA-wrapped copy of the base model, unselected lora_B rows zero and their gradients masked."""
+    from peft import LoraConfig, get_peft_model
+
+    base = copy.deepcopy(loaded.model)
+    conv = [is_conv1d(base.get_submodule(n)) for n in targets]
+    if any(conv) and not all(conv):
+        raise BadInput("the fine-tuning targets mix Conv1D and Linear projections; peft needs one kind per adapter")
+    config = LoraConfig(r=settings.lora_r, lora_alpha=settings.lora_alpha, lora_dropout=0.0, bias="none",
+                        target_modules=sorted(targets), fan_in_fan_out=all(conv), init_lora_weights=True)
+    torch.manual_seed(int(seed))  # lora_A's initialisation
+    model = get_peft_model(base, config)
+    for name, rows in targets.items():
+        if rows is None:
+            continue
+        weight = lora_b(model, name)
+        mask = torch.zeros(weight.shape[0], 1, dtype=weight.dtype, device=weight.device)
+        mask[rows] = 1
+        with torch.no_grad():
+            weight.mul_(mask)  # peft starts lora_B at 0 already; this makes it a guarantee, not a default
+        weight.register_hook(lambda grad, m=mask: grad * m)
+    return model
+
+
+def lora_b(model: nn.Module, name: str) -> torch.Tensor:
+    module = model.base_model.model.get_submodule(name)
+    return module.lora_B["default"].weight
+
+
+def masked_rows_are_zero(model: nn.Module, targets: Targets) -> bool:
+    for name, rows in targets.items():
+        if rows is None:
+            continue
+        weight = lora_b(model, name)
+        keep = torch.zeros(weight.shape[0], dtype=torch.bool, device=weight.device)
+        keep[rows] = True
+        if bool((weight[~keep] != 0).any()):
+            return False
+    return True
+
+
+def effective_parameters(model: nn.Module, targets: Targets) -> int:
+    """Adapter entries that can move: all of lora_A, and lora_B's unmasked rows."""
+    total = 0
+    for name, rows in targets.items():
+        module = model.base_model.model.get_submodule(name)
+        a, b = module.lora_A["default"].weight, module.lora_B["default"].weight
+        total += a.numel() + (b.numel() if rows is None else len(rows) * b.shape[1])
+    return total
+
+
+def save_adapter(model: nn.Module, folder: Path) -> None:
+    model.save_pretrained(str(folder), safe_serialization=True)
+    (folder / "README.md").unlink(missing_ok=True)  # peft's model card: artifacts are safetensors/JSON only
+
+def adapter_targets(adapter_dir: Path) -> Targets:
+    """What a saved adapter may change, from its finetune.json."""
+    meta_path = Path(adapter_dir) / META_FILE
+    if not meta_path.is_file():
+        raise BadInput(f"{adapter_dir} has no {META_FILE}; it was not written by neuron-pilot — re-run the "
+                       f"intervene stage")
+    return {k: (None if v is None else list(v)) for k, v in json.loads(meta_path.read_text(encoding="utf-8"))["targets"].items()}
+
+
+def load_condition(loaded: LoadedModel, adapter_dir: Optional[Path], *, verify: bool = True) -> nn.Module:
+    """The model for one condition: a copy of the base with the saved adapter loaded by peft and merged.
+
+    `adapter_dir` None is the baseline (the loaded model itself). With `verify`, an adapter that
+    changes any weight outside what its condition may change is refused.
+    """
+    if adapter_dir is None:
+        return loaded.model
+    from peft import PeftModel
+
+    adapter_dir = Path(adapter_dir)
+    if not (adapter_dir / "adapter_config.json").is_file():
+        raise BadInput(f"{adapter_dir} holds no peft adapter (adapter_config.json); re-run the intervene stage")
+    targets = adapter_targets(adapter_dir)
+    with own_rng(loaded.device):  # peft initialises lora_A before loading the saved weights
+        model = PeftModel.from_pretrained(copy.deepcopy(loaded.model), str(adapter_dir), is_trainable=False)
+        merged = model.merge_and_unload()
+    merged.eval()
+    if verify:
+        counts = count_changes(loaded.model, merged, targets)
+        if counts.outside:
+            raise BadInput(f"adapter {adapter_dir} changes {counts.outside} weights outside its trained neurons or "
+                           f"modules ({', '.join(counts.outside_tensors[:3])}); it was altered — re-run intervene")
+    return merged
