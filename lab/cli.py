@@ -44,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_home(p)
     p = sub.add_parser("demo", help="create (or resume) the demo study and run the whole protocol")
     p.add_argument("--headless", action="store_true", help="no UI: print progress, apply the gate rules")
+    p.add_argument("--accept-underpowered", action="store_true",
+                   help="run even when the evaluation cannot detect min_gain_points (see docs/statistics.md)")
     _add_home(p)
     p = sub.add_parser("new", help="validate a study file and create the study")
     p.add_argument("study_file")
@@ -52,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("study")
     p.add_argument("--until", default=None, help="stop after this stage")
     p.add_argument("--headless", action="store_true", help="no UI: print progress, apply the gate rules")
+    p.add_argument("--accept-underpowered", action="store_true",
+                   help="run even when the evaluation cannot detect min_gain_points (see docs/statistics.md)")
     _add_home(p)
     p = sub.add_parser("status", help="stage states, decisions, headline metrics")
     p.add_argument("study")
@@ -74,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("decide", help="record a gate decision (what the TUI's decision form does)")
     p.add_argument("study")
     p.add_argument("stage")
-    p.add_argument("verdict", choices=["go", "no-go", "revise"])
+    p.add_argument("verdict", choices=["go", "no-go", "revise", "inconclusive"])
     p.add_argument("--rationale", required=True)
     p.add_argument("--by", required=True)
     _add_home(p)
@@ -129,12 +133,19 @@ def cmd_new(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(store: Any, study_ref: Any, until: Optional[str], headless: bool) -> int:
+def _run(store: Any, study_ref: Any, until: Optional[str], headless: bool, accept_underpowered: bool = False) -> int:
     from lab.run.runner import Runner
 
     if not headless and sys.stdout.isatty():
         return _tui(store.home.root, str(study_ref), run=True)
     runner = Runner(store, study_ref, headless=True, on_event=ProgressPrinter())
+    if not accept_underpowered and until != "criteria" and until in (None, *runner.protocol.stage_names):
+        from lab.gates.power import underpowered_refusal  # power before compute (docs/statistics.md)
+
+        refusal = underpowered_refusal(store, runner.study)
+        if refusal:
+            print(f"error: {refusal}", file=sys.stderr)
+            return 2
     outcome = runner.run(until=until)
     prefix = "error: " if outcome.code == 2 else ""  # bad input reads like every other exit-2 line
     print(prefix + outcome.message, file=sys.stderr if outcome.code else sys.stdout)
@@ -142,7 +153,8 @@ def _run(store: Any, study_ref: Any, until: Optional[str], headless: bool) -> in
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    return _run(_store(args, create=False, migrate=True), args.study, args.until, args.headless)
+    return _run(_store(args, create=False, migrate=True), args.study, args.until, args.headless,
+                args.accept_underpowered)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -154,7 +166,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     study = existing[-1] if existing else create_study(store, DEMO_STUDY)
     print(f"demo study {study.id} ({'resumed' if existing else 'created'}) in {store.home.root}")
     headless = args.headless or not sys.stdout.isatty()
-    code = _run(store, study.id, None, headless)
+    code = _run(store, study.id, None, headless, args.accept_underpowered)
     if code == 0 or headless:
         path = write_export(store, store.study(study.id), "json")
         print(f"summary: {path}")

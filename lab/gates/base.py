@@ -14,7 +14,7 @@ from protocols import Protocol
 
 @dataclass
 class Recommendation:
-    verdict: str  # go | no-go | revise | undecided
+    verdict: str  # go | no-go | inconclusive | revise | undecided
     reasons: list[str] = field(default_factory=list)
     numbers: dict[str, Any] = field(default_factory=dict)
 

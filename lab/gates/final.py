@@ -13,8 +13,20 @@ def _final(store: Store, study: Study, params: dict[str, Any]) -> Recommendation
     return overall_verdict(store, study)
 
 
+def combine_decisions(verdicts: list[str]) -> str:
+    """no-go if any gate said no-go; else inconclusive if any said inconclusive (more items would
+    decide it); go only if every gate said go; otherwise (revise, or a gate not decided yet) undecided."""
+    if "no-go" in verdicts:
+        return "no-go"
+    if "inconclusive" in verdicts:
+        return "inconclusive"
+    if verdicts and all(v == "go" for v in verdicts):
+        return "go"
+    return "undecided"
+
+
 def overall_verdict(store: Store, study: Study) -> Recommendation:
-    """The pilot's verdict: no-go if any gate said no-go, go only if every gate so far said go."""
+    """The pilot's verdict over every gate's latest recorded decision (combine_decisions)."""
     from protocols import load_protocol
 
     protocol = load_protocol(study.protocol, store.home.root)
@@ -29,10 +41,4 @@ def overall_verdict(store: Store, study: Study) -> Recommendation:
         else:
             verdicts.append(d.verdict)
             reasons.append(f"{spec.name}: {d.verdict} ({d.by}) — {d.rationale}")
-    if "no-go" in verdicts:
-        verdict = "no-go"
-    elif verdicts and all(v == "go" for v in verdicts):
-        verdict = "go"
-    else:
-        verdict = "undecided"
-    return Recommendation(verdict, reasons, {})
+    return Recommendation(combine_decisions(verdicts), reasons, {})

@@ -345,8 +345,8 @@ class Store(LeaseMixin):
     # ---- decisions ----------------------------------------------------------------------------
     def add_decision(self, study_id: int, stage: str, verdict: str, rationale: str, by: str,
                      recommendation: Optional[dict[str, Any]] = None) -> Decision:
-        if verdict not in ("go", "no-go", "revise"):
-            raise BadInput(f"verdict must be go, no-go or revise, not {verdict!r}")
+        if verdict not in ("go", "no-go", "revise", "inconclusive"):
+            raise BadInput(f"verdict must be go, no-go, revise or inconclusive, not {verdict!r}")
         if not rationale.strip():
             raise BadInput("a decision needs a rationale; say why in a sentence")
         if not by.strip():

@@ -82,7 +82,7 @@ class Decision(SQLModel, table=True):
     id: Optional[int] = Field(default=None, primary_key=True)
     study_id: int = Field(foreign_key="study.id", index=True)
     stage: str
-    verdict: str  # go | no-go | revise
+    verdict: str  # go | no-go | revise | inconclusive
     rationale: str = Field(sa_column=Column(Text, nullable=False))
     by: str
     at: dt.datetime = Field(default_factory=utcnow)

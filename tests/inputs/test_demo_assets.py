@@ -154,7 +154,7 @@ def test_cloze_distractors_all_follow_the_context_word_in_the_corpus(lang: str) 
     train = [s for line in _lines(CORPORA / f"{lang}.txt") for s in BUILD.split_sentences(line)]
     followers = BUILD.follower_table(train)
     items = _jsonl(TASKS / "demo_cloze" / f"demo_cloze_{lang}.test.jsonl")
-    assert len(items) == 200
+    assert len(items) == 300
     for r in items:
         choices, gold = r["choices"], r["gold"]
         assert len(choices) == 4 == len(set(choices)) and 0 <= gold < 4
@@ -162,7 +162,9 @@ def test_cloze_distractors_all_follow_the_context_word_in_the_corpus(lang: str) 
         last = r["context"].split()[-1]
         assert all(c in followers[last] for k, c in enumerate(choices) if k != gold), r
     counts = [sum(r["gold"] == k for r in items) for k in range(4)]
-    assert min(counts) > 25, f"{lang}: gold positions unbalanced {counts}"
+    assert min(counts) > 40, f"{lang}: gold positions unbalanced {counts}"
+    contexts = [r["context"] for r in items]
+    assert len(set(contexts)) > 0.9 * len(contexts), f"{lang}: repeated cloze contexts"
 
 
 def _absolute_task_copy(dst: Path) -> Path:
@@ -191,7 +193,7 @@ def task_manager(tmp_path_factory: pytest.TempPathFactory):
 def test_every_demo_task_loads_in_lm_eval_with_its_documents(task_manager) -> None:
     loaded = task_manager.load(["demo_real", "demo_xnli", "demo_qa", "demo_cloze"])
     assert set(loaded["groups"]) == {"demo_real", "demo_xnli", "demo_qa", "demo_cloze"}
-    expected = {"demo_real": 200, "demo_xnli": 150, "demo_qa": 60, "demo_cloze": 200}
+    expected = {"demo_real": 200, "demo_xnli": 150, "demo_qa": 60, "demo_cloze": 300}
     assert set(loaded["tasks"]) == {f"{g}_{lang}" for g in expected for lang in LANGS}
     for name, task in loaded["tasks"].items():
         group, lang = name.rsplit("_", 1)

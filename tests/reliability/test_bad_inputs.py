@@ -379,7 +379,7 @@ def test_new_on_a_newer_schema_db_stores_nothing(lab_home: dict[str, Any], tmp_p
 # ---- inputs only a stage can see: `run` exits 2, earlier stages untouched ------------------------------
 
 def _run_until(capsys: pytest.CaptureFixture[str], home: Path, sid: str, stage: str) -> tuple[int, str, str]:
-    return cli(capsys, "run", sid, "--until", stage, "--headless", "--home", str(home))
+    return cli(capsys, "run", sid, "--until", stage, "--headless", "--accept-underpowered", "--home", str(home))
 
 
 def _stage_refuses(capsys: pytest.CaptureFixture[str], home: Path, sid: str, stage: str, *expected: str) -> str:
@@ -474,7 +474,7 @@ def identified(lab_home: dict[str, Any], tmp_path_factory: pytest.TempPathFactor
     home = root / "home"
     study = kit.study(extra="\n[criteria]\nmin_neurons_per_target = 0\n", tokens=256)
     assert main(["new", str(study), "--home", str(home)]) == 0
-    assert main(["run", "1", "--until", "identify", "--headless", "--home", str(home)]) == 0
+    assert main(["run", "1", "--until", "identify", "--headless", "--accept-underpowered", "--home", str(home)]) == 0
     return home
 
 

@@ -25,7 +25,8 @@ def test_no_go_at_identify_skips_compute_but_records_the_verdict(tmp_path: Path,
     made = subprocess.run([*run, "new", str(study), "--home", str(home)], cwd=PROJECT_ROOT, capture_output=True,
                           text=True, timeout=120)
     assert made.returncode == 0, made.stderr
-    res = subprocess.run([*run, "run", "stops-early", "--headless", "--home", str(home)], cwd=PROJECT_ROOT,
+    res = subprocess.run([*run, "run", "stops-early", "--headless", "--accept-underpowered", "--home", str(home)],
+                         cwd=PROJECT_ROOT,
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert "pilot stopped at the identify gate: no-go" in res.stdout + res.stderr

@@ -77,7 +77,7 @@ def test_second_runner_is_refused_naming_the_holder_and_readers_work(running: di
     assert lease is not None and lease.pid == runner.pid
     before = (_state(store, sid), len(store.studies()), store.artifacts(sid), store.metrics(sid), store.decisions(sid))
 
-    second = cli("run", str(sid), "--headless", "--home", home)
+    second = cli("run", str(sid), "--headless", "--accept-underpowered", "--home", home)
     assert second.returncode == 2, (second.stdout, second.stderr)
     lines = second.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in second.stderr, second.stderr
