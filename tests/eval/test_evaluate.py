@@ -13,10 +13,11 @@ import torch
 
 from lab.inputs import tasks
 from lab.core.errors import BadInput
-from lab.eval.harness import TaskRun, align, compact_samples, make_lm, run_tasks
+from lab.eval.harness import NonFiniteLogits, TaskRun, align, compact_samples, make_lm, run_tasks
+from lab.eval.paired import stratified_signflip_p
 from lab.neurons.interventions import intervene
 from lab.model.loading import LoadedModel, load_model
-from lab.stages.evaluate import summarise
+from lab.eval.paired import summarise
 
 from tests.helpers import LANG_TEXT
 
@@ -148,6 +149,11 @@ def test_summary_rows_hand_computed() -> None:
     assert get[("accuracy", "sw", "intervention")]["n"] == 5
     assert get[("accuracy_delta", "sw", "intervention")]["value"] == pytest.approx(0.4)
     assert get[("mcnemar_p", "sw", "intervention")]["value"] == 0.5  # 0 vs 2 discordant: 2 · 1/4
+    # accuracy: Wilson 95% interval, 1/5 → [0.0362, 0.6245]; never zero width (4/4 is not [1, 1])
+    acc = get[("accuracy", "sw", "baseline")]
+    assert (acc["ci_low"], acc["ci_high"]) == (pytest.approx(0.03623, abs=1e-4), pytest.approx(0.62449, abs=1e-4))
+    em = get[("exact_match", "en", "baseline")]
+    assert em["value"] == 1.0 and em["ci_low"] < 1.0 and em["ci_high"] == 1.0
     assert get[("accuracy_delta", "sw", "control")]["value"] == 0.0
     assert get[("mcnemar_p", "sw", "control")]["value"] == 1.0
     assert get[("accuracy_delta", "ur", "control")]["value"] == pytest.approx(-0.5)
@@ -155,10 +161,54 @@ def test_summary_rows_hand_computed() -> None:
     tgt = get[("accuracy_delta", "targets", "intervention")]
     assert tgt["value"] == pytest.approx(0.2) and tgt["n"] == 7 and tgt["ci_low"] <= 0.2 <= tgt["ci_high"]
     assert get[("accuracy_delta", "targets", "control")]["value"] == pytest.approx(-0.25)
+    # the pooled row's p tests the same stratified mean: no McNemar over pooled items any more
+    assert ("mcnemar_p", "targets", "intervention") not in get
+    assert 0 < get[("stratified_p", "targets", "intervention")]["value"] <= 1
+    assert get[("stratified_p", "targets", "intervention")]["n"] == 7
     assert get[("exact_match", "en", "intervention")]["value"] == pytest.approx(0.75)
     assert get[("f1", "en", "intervention")]["value"] == pytest.approx(0.375)
     assert ("exact_match", "sw", "baseline") not in get  # multiple-choice only
     assert ("accuracy_delta", "en", "baseline") not in get
+
+
+def test_stratified_signflip_p_tests_the_stratified_mean() -> None:
+    # no discordant item anywhere: nothing to flip, p = 1
+    assert stratified_signflip_p([1, 0, 1], [1, 0, 1], ["a", "a", "b"], resamples=500, seed=0) == 1.0
+    # one stratum, 2 items better and none worse: the exact sign-test p is 2 · 1/4 = 0.5
+    p = stratified_signflip_p([1, 1, 0, 0], [0, 0, 0, 0], ["a"] * 4, resamples=20000, seed=1)
+    assert p == pytest.approx(0.5, abs=0.02)
+    # 30 of 30 items better in each of two languages: tiny p, bounded below by 1/(1 + resamples)
+    p = stratified_signflip_p([1] * 60, [0] * 60, ["a"] * 30 + ["b"] * 30, resamples=999, seed=0)
+    assert p == pytest.approx(1 / 1000)
+    # the statistic weights languages equally: a big gain in a small stratum and a small loss in a large
+    # one give a positive stratified mean, and the test sees it at the same size as the interval does
+    treated = [1] * 10 + [0] * 200
+    base = [0] * 10 + [0] * 190 + [1] * 10
+    strata = ["small"] * 10 + ["large"] * 200
+    assert stratified_signflip_p(treated, base, strata, resamples=4000, seed=0) < 0.01
+    with pytest.raises(ValueError):
+        stratified_signflip_p([1], [0, 1], ["a"])
+
+
+def test_non_finite_logits_stop_the_run_naming_condition_language_and_batch(
+        loaded: LoadedModel, lm: Any, toy_tasks: list[dict[str, Any]]) -> None:
+    """A NaN written into the activations is a numeric failure, never a wrong answer."""
+    mods = loaded.adapter.act_modules(loaded.model)
+    handle = mods[0].register_forward_hook(lambda _m, _i, out: out * float("nan"))
+    try:
+        with pytest.raises(NonFiniteLogits, match=r"condition intervention, language sw, batch 1 of \d+"):
+            run_tasks(lm, toy_tasks[:1], limit=None, seed=0, where="condition intervention, language sw")
+    finally:
+        handle.remove()
+    assert not any(m._forward_hooks for m in mods) and not loaded.model._forward_hooks  # the guard is gone too
+    clean = run_tasks(lm, toy_tasks[:1], limit=None, seed=0)
+    assert len(clean["toy_mc_sw"].samples) == 6
+
+
+def test_non_finite_log_likelihood_in_samples_is_refused() -> None:
+    raw = [{"doc_id": 0, "target": 0, "filtered_resps": [(float("-inf"), False), (-1.0, False)], "acc": 0.0}]
+    with pytest.raises(NonFiniteLogits, match="condition control, language ur, task t, document 0"):
+        compact_samples("t", raw, "multiple_choice", "condition control, language ur")
 
 
 # ---- the intervene + evaluate stages on a real study -------------------------------------------
@@ -247,16 +297,27 @@ def test_intervene_and_evaluate_stages_on_a_study(tmp_path: Path, tiny_llama_dir
     assert get[("accuracy_delta", "targets", "intervention")].value == pytest.approx(get[("accuracy_delta", "sw", "intervention")].value)
     assert all(get[("compute_seconds", "", c)].value > 0 for c in ("baseline", "intervention", "control"))
     assert ("accuracy", "fr", "baseline") not in get  # fr is neither a target nor high-resource
+    # English: scored with sw's intervention on (the deployment question), and with its own neurons apart
+    assert get[("accuracy_delta", "en", "spillover_sw")].value == get[("accuracy_delta", "en", "intervention")].value
+    assert ("accuracy", "en", "own_intervention") in get and ("spillover_sw", "sw") not in {(k[2], k[1]) for k in get}
+    paired = json.loads((store.home.stage_dir(study.id, "evaluate") / "paired_items.json").read_text())
+    assert paired["version"] == 1 and paired["metric"] == "acc"
+    assert paired["item_keys"]["sw"] == [f"demo_real_sw:{i}" for i in range(8)]
+    assert set(paired["targets"]["sw"]) == {"baseline", "intervention", "control"}
+    en = paired["high_resource"]["sw"]["en"]
+    assert sum(en["intervention"]) / 8 == pytest.approx(get[("accuracy", "en", "spillover_sw")].value)
+    assert sum(en["baseline"]) / 8 == pytest.approx(get[("accuracy", "en", "baseline")].value)
 
     samples = json.loads((store.home.stage_dir(study.id, "evaluate") / "samples_intervention.json").read_text())
     assert set(samples) == {"sw", "en"} and len(samples["sw"]["demo_real_sw"]["samples"]) == 8
     base = json.loads((store.home.stage_dir(study.id, "evaluate") / "samples_baseline.json").read_text())
     assert base["sw"]["demo_real_sw"]["samples"] != samples["sw"]["demo_real_sw"]["samples"]  # the hooks acted
     names = {a.name for a in store.artifacts(study.id, "evaluate")}
-    assert {"samples_baseline.json", "samples_intervention.json", "samples_control.json", "evaluation.json"} <= names
+    assert {"samples_baseline.json", "samples_intervention.json", "samples_control.json", "samples_spillover_sw.json",
+            "samples_own_intervention.json", "evaluation.json", "paired_items.json"} <= names
 
     rec = recommend(store, study, protocol, protocol.get("evaluate"))
-    assert rec is not None and rec.verdict in ("go", "no-go") and "mean_gain_points" in rec.numbers
+    assert rec is not None and rec.verdict in ("go", "no-go", "inconclusive") and "mean_gain_points" in rec.numbers
 
     # resuming after an interruption re-uses the checkpointed (language, condition) results: no lm-eval call
     import lab.stages.evaluate as evaluate_stage

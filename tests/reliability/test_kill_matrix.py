@@ -80,7 +80,8 @@ class Chain:
 
 # Checkpoints per uninterrupted run (2 languages, 16 blocks each, batches of 4, a save every 4 blocks):
 # identify 8 stats saves; reproduce 2 x (4 stats saves + the finished half) + 5 PPXC passes = 15;
-# fine-tune 1 step checkpoint per adapter x 3 adapters; evaluate 2 languages x 3 conditions = 6.
+# fine-tune 1 step checkpoint per adapter x 3 adapters; evaluate: sw x 3 conditions + en x 4 distinct runs
+# (baseline, sw's intervention = spillover_sw, sw's control, own_intervention) = 7.
 CHAINS = {
     "identify": Chain("tt", "identify", "before_identify",
                       ("before_checkpoint", "after_checkpoint:5", "artifact_write", "db_commit")),
@@ -273,7 +274,7 @@ def assert_resumed(store: Store, sid: int, chain: Chain) -> None:
         resumed = {v["name"]: v["resumed_from"] for v in plan["variants"]}
         assert resumed == {"ft_neurons-sw": 4, "ft_random-sw": 2, "ft_lora_attn": 0}, resumed
     else:  # evaluate: every (language, condition) result checkpointed once, none missing
-        assert len(checkpoint_files(store, sid, "evaluate")) == 6
+        assert len(checkpoint_files(store, sid, "evaluate")) == 7
 
 
 def test_the_matrix_covers_every_kill_point() -> None:
