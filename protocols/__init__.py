@@ -8,6 +8,7 @@ it imports nothing heavy, and the engine checks rule and stage names against its
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from pathlib import Path
@@ -17,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 SHIPPED = Path(__file__).resolve().parent
 NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
+# strict: a boolean is not a number and "3" is not 3; NaN and infinity are no threshold
+STRICT = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class ProtocolError(ValueError):
@@ -28,14 +31,22 @@ class ProtocolError(ValueError):
 
 
 class Gate(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = STRICT
     rule: str
     on_no_go: Literal["stop", "continue"] = "stop"
     params: dict[str, float | int | bool | str] = Field(default_factory=dict)
 
+    @field_validator("params", mode="before")
+    @classmethod
+    def _finite(cls, v: Any) -> Any:
+        for key, value in (v.items() if isinstance(v, dict) else ()):
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"threshold {key} = {value} is not a finite number; give a number")
+        return v
+
 
 class StageSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = STRICT
     name: str
     title: str
     runs: Optional[str] = None  # the registered stage implementation; defaults to name
@@ -59,7 +70,7 @@ class StageSpec(BaseModel):
 
 
 class ProtocolInfo(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = STRICT
     name: str
     title: str
     description: str = ""
@@ -68,7 +79,7 @@ class ProtocolInfo(BaseModel):
 
 
 class Protocol(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = STRICT
     protocol: ProtocolInfo
     stage: list[StageSpec] = Field(min_length=1)
 

@@ -39,6 +39,9 @@ def pick_device(requested: str = "auto") -> torch.device:
 
 
 def pick_dtype(requested: str, device: torch.device) -> torch.dtype:
+    if requested == "float16" and device.type == "cpu":  # `new` refuses an explicit cpu; this is "auto"
+        raise BadInput("[model] dtype = \"float16\" but the model runs on the CPU (no CUDA GPU is visible), where "
+                       "float16 is slow and overflows; use dtype = \"float32\" or \"bfloat16\"")
     if requested == "auto":
         if device.type == "cuda" and torch.cuda.is_bf16_supported():
             return torch.bfloat16
@@ -71,6 +74,43 @@ def _locate(model_id: str, source: str, gguf_file: Optional[str]) -> tuple[str, 
             gguf_file = ggufs[0].name
         return str(p), gguf_file
     return model_id, None
+
+
+def check_weight_shapes(folder: Path, config: Any, trust: bool) -> None:
+    """Every tensor in the folder's safetensors has the shape the config's model needs, checked on an
+    empty (meta-device) model before any weight is read: a mismatch names the tensor and both shapes."""
+    from safetensors import safe_open
+    from transformers import AutoModelForCausalLM
+
+    files = sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
+    if not files:
+        return
+    try:
+        with torch.device("meta"):
+            skeleton = AutoModelForCausalLM.from_config(config, trust_remote_code=trust)
+    except Exception:  # a family we cannot build empty: the full load below reports what is wrong
+        return
+    expected = {k: list(v.shape) for k, v in skeleton.state_dict().items()}
+    for f in files:
+        with safe_open(str(f), framework="numpy") as fh:
+            for key in fh.keys():
+                got = list(fh.get_slice(key).get_shape())
+                want = expected.get(key)
+                if want is not None and got != want:
+                    raise BadInput(f"weight {key} in {f.name} has shape {got}, but the model in config.json "
+                                   f"needs {want}; the weights do not belong to this config.json — re-save the model "
+                                   f"(save_pretrained) or fix config.json")
+
+
+def _weights_error(model_id: str, exc: BaseException) -> BadInput:
+    """Never pass on a library's advice to unpickle (weights_only=False): pickles can run code."""
+    msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if "weights_only" in msg or "pickle" in msg.lower() or "unpickl" in msg.lower():
+        return BadInput(f"cannot load weights of {model_id!r}: they are a pickle-based file, which neuron-pilot does "
+                        f"not load (a pickle can run code); convert them to safetensors (save_pretrained with "
+                        f"safe_serialization=True where you trust the file) and point [model] id at the result")
+    return BadInput(f"cannot load weights of {model_id!r}: {msg}; the files may be corrupt or truncated — "
+                    f"re-download or re-save the model")
 
 
 def load_model(model_cfg: dict[str, Any], source: str = "local") -> LoadedModel:
@@ -109,12 +149,14 @@ def load_model(model_cfg: dict[str, Any], source: str = "local") -> LoadedModel:
         raise BadInput(f"config.json of {model_id!r} does not fit its model_type ({type(exc).__name__}: "
                        f"{str(exc).splitlines()[0] if str(exc) else ''}); check the model files or re-save the model") from None
     adapter = adapter_for(config)  # fails early, before the weights load, for an unsupported family
+    if source == "local":
+        check_weight_shapes(Path(model_id), config, trust)
+    weights = {"use_safetensors": True} if source == "local" else {}  # never unpickle a local .bin
     try:
-        model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, **weights, **kwargs)
         tokenizer = AutoTokenizer.from_pretrained(name, **kwargs)
     except (OSError, ValueError, RuntimeError) as exc:
-        raise BadInput(f"cannot load weights of {model_id!r}: {str(exc).splitlines()[0]}; the files may be "
-                       f"corrupt or truncated — re-download or re-save the model") from None
+        raise _weights_error(model_id, exc) from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model.to(device)

@@ -16,7 +16,6 @@ from typing import Optional
 
 from lab.core.errors import BadInput
 
-SQLITE_MAGIC = b"SQLite format 3\x00"
 STORE_FILES = ("lab.db", "lab.db-wal", "lab.db-shm", "lab.db-journal")
 
 
@@ -42,36 +41,21 @@ def missing_store(root: Path) -> BadInput:
     return BadInput(f"no neuron-pilot store in {root}; create a study with `neuron-pilot new STUDY.toml --home {root}`")
 
 
-def _header_fault(db: Path) -> Optional[str]:
-    """Why lab.db's bytes cannot be an intact SQLite database, or None (an empty file is a new DB)."""
-    size = db.stat().st_size
-    if size == 0:
-        return None
-    with open(db, "rb") as fh:
-        head = fh.read(100)
-    if not head.startswith(SQLITE_MAGIC[: len(head)]) or len(head) < len(SQLITE_MAGIC):
-        return "is not an SQLite database"
-    if len(head) < 100:
-        return "is truncated (shorter than an SQLite header)"
-    page = int.from_bytes(head[16:18], "big")
-    page = 65536 if page == 1 else page
-    if page < 512 or page & (page - 1):
-        return "is not an SQLite database (bad page size in its header)"
-    pages = int.from_bytes(head[28:32], "big")
-    valid = head[24:28] == head[92:96]  # the in-header size is trustworthy only then
-    if size % page or (valid and size < pages * page):
-        return f"is truncated ({size} bytes; its header says {pages * page if valid else 'a multiple of ' + str(page)})"
-    return None
-
-
 def schema_version(db: Path) -> Optional[int]:
     """The stored schema version, read without writing anything; None when the file holds no
-    neuron-pilot schema (an empty or foreign SQLite file). Raises BadInput for a damaged file."""
-    fault = _header_fault(db)
-    if fault:
-        raise BadInput(f"{db} {fault}; move it away (or restore it from a backup) or use another --home")
+    neuron-pilot schema (an empty or foreign SQLite file). Raises BadInput for a damaged file.
+
+    Only SQLite itself opens lab.db here: a plain open() and close() of the file would drop the POSIX
+    locks this process's other SQLite connections hold on it, and another process could then corrupt it."""
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=2)
     try:
+        page = int(con.execute("PRAGMA page_size").fetchone()[0])  # reads the header: "not a database"
+        pages = int(con.execute("PRAGMA page_count").fetchone()[0])
+        size, wal = db.stat().st_size, db.with_name(db.name + "-wal")
+        settled = not wal.exists() or wal.stat().st_size == 0  # no pages waiting in the WAL
+        if size % page or (settled and size < pages * page):
+            raise BadInput(f"{db} is truncated ({size} bytes, not the {pages * page} its header says); move it "
+                           f"away (or restore it from a backup) or use another --home")
         row = con.execute("SELECT name FROM sqlite_master WHERE type='table' AND name='meta'").fetchone()
         if row is None:
             return None
@@ -135,7 +119,7 @@ def explain(exc: BaseException, root: Path) -> BadInput:
         return BadInput(f"{db} is locked{by} and stayed locked past the timeout; wait for it to finish or "
                         f"stop it, then try again")
     if "not a database" in msg or "encrypted" in msg:
-        return BadInput(f"{db} is not an SQLite database; move it away or use another --home")
+        return BadInput(f"{db} is not an SQLite database (or is cut short); move it away or use another --home")
     if "malformed" in msg or "corrupt" in msg:
         return BadInput(f"{db} is damaged ({orig}); restore it from a backup or use another --home")
     if "readonly" in msg or "read-only" in msg:

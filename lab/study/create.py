@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,22 @@ def check_hub_model(model_id: str, revision: str | None) -> None:
                        f"in the local cache; download it where the hub is reachable or point [model] id at a local folder")
 
 
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true or false"
+    return "a number" if isinstance(value, (int, float)) else "text"
+
+
+def check_criteria_values(path: str | Path, criteria: dict[str, Any], defaults: dict[str, Any]) -> None:
+    """Each [criteria] override has the type of the protocol's threshold it replaces, and is finite:
+    a NaN threshold would be frozen into the criteria and break every later run of the study."""
+    for key, value in criteria.items():
+        want = _kind(defaults[key])
+        if _kind(value) != want or (isinstance(value, float) and not math.isfinite(value)):
+            raise BadInput(f"{path}: [criteria] {key} must be {want} (like the protocol's {defaults[key]!r}), "
+                           f"not {value!r}; fix the value")
+
+
 def validate(path: str | Path, home: Path) -> tuple[Any, dict[str, Any], str, Any]:
     parsed, cfg, text = load_study_file(path)
     try:
@@ -36,6 +53,7 @@ def validate(path: str | Path, home: Path) -> tuple[Any, dict[str, Any], str, An
     if unknown:
         raise BadInput(f"{path}: [criteria] {', '.join(unknown)} is not a threshold of protocol {protocol.name} "
                        f"(known: {', '.join(sorted(protocol.gate_params()))}); fix the key")
+    check_criteria_values(path, cfg.get("criteria") or {}, protocol.gate_params())
     from lab.study import choices as checks_registry
 
     checks_registry.validate_choices(cfg, protocol)

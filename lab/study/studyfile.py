@@ -22,13 +22,14 @@ HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: a boolean is not a number and "3" is not 3; no NaN or infinity in any float
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class StudySection(_Section):
     name: str = Field(min_length=1, max_length=200)
     protocol: str = "lsn-staged"
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)  # numpy and torch take 32-bit seeds
     description: str = ""
 
 
@@ -39,6 +40,13 @@ class ModelSection(_Section):
     device: str = "auto"
     trust_remote_code: bool = False
     gguf_file: Optional[str] = None  # when id is a folder holding several .gguf files
+
+    @model_validator(mode="after")
+    def _half_on_cpu(self) -> "ModelSection":
+        if self.dtype == "float16" and self.device == "cpu":
+            raise ValueError("dtype float16 on device cpu is slow and overflows on CPU; use dtype = \"float32\" "
+                             "or \"bfloat16\" (or a CUDA device)")
+        return self
 
     @field_validator("device")
     @classmethod
@@ -52,6 +60,7 @@ class LanguagesSection(_Section):
     all: list[str] = Field(min_length=2)
     targets: list[str] = Field(min_length=1)
     high_resource: Optional[list[str]] = None  # defaults to all − targets
+    allow_no_regression_check: bool = False  # every language a target: say so to run without the check
 
     @field_validator("all", "targets", "high_resource")
     @classmethod
@@ -74,6 +83,9 @@ class LanguagesSection(_Section):
             bad = [t for t in self.high_resource if t not in self.all or t in self.targets]
             if bad:
                 raise ValueError(f"high_resource {bad} must be in all and not in targets")
+        if not self.regression_languages and not self.allow_no_regression_check:
+            raise ValueError("no high-resource language is left to check regressions (every language is a "
+                             "target); add a non-target language to all, or set allow_no_regression_check = true")
         return self
 
     @property
@@ -83,10 +95,10 @@ class LanguagesSection(_Section):
 
 class CorpusSection(_Section):
     path: str
-    tokens_per_language: int = Field(default=20000, gt=0)
+    tokens_per_language: int = Field(default=20000, gt=0, le=10**12)
     block_size: int = Field(default=128, ge=8, le=8192)
     heldout: Optional[str] = None  # folder of held-out <lang>.txt; default <path>/heldout
-    heldout_tokens: int = Field(default=4096, gt=0)
+    heldout_tokens: int = Field(default=4096, gt=0, le=10**12)
 
 
 class IdentifySection(_Section):
@@ -95,29 +107,29 @@ class IdentifySection(_Section):
     filter_rate: float = Field(default=0.95, ge=0, lt=1)
     activation_bar_ratio: float = Field(default=0.95, ge=0, lt=1)
     top_m: float = Field(default=0.00125, gt=0, le=1)  # act_prob_90p: share of L·d_ff per language
-    batch_size: int = Field(default=8, ge=1)
-    checkpoint_every: int = Field(default=16, ge=1)  # blocks between checkpoints
+    batch_size: int = Field(default=8, ge=1, le=65536)
+    checkpoint_every: int = Field(default=16, ge=1, le=10**9)  # blocks between checkpoints
     histogram_bins: int = Field(default=2048, ge=16, le=65536)
 
 
 class InterventionSection(_Section):
     kind: Literal["test_time", "finetune"] = "test_time"
     value: Literal["zero", "mean", "p10", "p90", "scale"] = "p90"
-    scale: float = 2.0
+    scale: float = Field(default=2.0, ge=-1000, le=1000)
     # finetune
-    steps: int = Field(default=60, ge=1)
-    learning_rate: float = Field(default=1e-3, gt=0)
-    weight_decay: float = Field(default=0.01, ge=0)
-    lora_r: int = Field(default=8, ge=1)
+    steps: int = Field(default=60, ge=1, le=10**8)
+    learning_rate: float = Field(default=1e-3, gt=0, le=10)
+    weight_decay: float = Field(default=0.01, ge=0, le=10)
+    lora_r: int = Field(default=8, ge=1, le=65536)
     neurons_from: Literal["target", "english+target"] = "target"
-    checkpoint_every: int = Field(default=20, ge=1)
+    checkpoint_every: int = Field(default=20, ge=1, le=10**9)
 
 
 class EvaluateSection(_Section):
     tasks: list[str] = Field(min_length=1)
-    limit: Optional[int] = Field(default=None, ge=1)
-    batch_size: int = Field(default=8, ge=1)
-    bootstrap: int = Field(default=2000, ge=100)
+    limit: Optional[int] = Field(default=None, ge=1, le=10**9)
+    batch_size: int = Field(default=8, ge=1, le=65536)
+    bootstrap: int = Field(default=2000, ge=100, le=10**6)
     data_dir: Optional[str] = None  # local copies of built-in task data (see README)
 
 
@@ -153,9 +165,13 @@ class StudyFile(_Section):
         return self.model_dump(mode="json")
 
 
+_STRICT_TYPES = {"int_type": "a whole number", "float_type": "a number", "bool_type": "true or false",
+                 "string_type": "text in quotes", "list_type": "a list"}
+
+
 def _format_error(err: ValidationError, source: str) -> str:
     first = err.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"])
+    loc = ".".join(str(p) for p in first["loc"] if not isinstance(p, int))
     section, _, key = loc.partition(".")
     where = f"[{section}] {key}" if key else f"[{section}]" if section else "the file"
     if first["type"] == "extra_forbidden":
@@ -163,6 +179,10 @@ def _format_error(err: ValidationError, source: str) -> str:
     if first["type"] == "missing":
         return f"{source}: missing {where}; add it (see examples/studies/demo.toml)"
     msg = str(first["msg"]).removeprefix("Value error, ")
+    if first["type"] in _STRICT_TYPES:
+        msg = f"must be {_STRICT_TYPES[first['type']]}, not {type(first['input']).__name__} {first['input']!r}"
+    elif first["type"] == "finite_number":
+        msg = f"must be a finite number, not {first['input']!r}"
     fix = "" if "; " in msg else "; fix the value (see README.md, 'Study file')"
     return f"{source}: {where}: {msg}{fix}"
 
@@ -232,6 +252,11 @@ def load_study_file(path: str | Path) -> tuple[StudyFile, dict[str, Any], str]:
     if corpus is not None and corpus.is_dir():
         cfg["corpus"]["path"] = str(corpus)
         resolved["corpus_source"] = "local"
+        for lang in parsed.languages.all:
+            for name in (f"{lang}.txt", f"{lang}.jsonl"):
+                if (corpus / name).exists() and not (corpus / name).is_file():
+                    raise BadInput(f"{path}: corpus entry {corpus / name} is a folder (or not a regular file), not "
+                                   f"a text file; replace it with {name}, one document per line")
         missing = [lang for lang in parsed.languages.all
                    if not (corpus / f"{lang}.txt").is_file() and not (corpus / f"{lang}.jsonl").is_file()]
         if missing:
