@@ -26,6 +26,3 @@ class StageInterrupted(Exception):
 
     exit_code = 3
 
-
-class NotBuiltYet(BadInput):
-    """A stage or option the protocol names exists in the design but is not built in this version."""
