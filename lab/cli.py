@@ -266,12 +266,8 @@ def cmd_decide(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    try:
-        from lab.bench import run_bench
-    except ModuleNotFoundError as exc:
-        if exc.name == "lab.bench":
-            raise BadInput("bench is not built yet in this version of neuron-pilot") from None
-        raise
+    from lab.bench import run_bench  # imported here: the benchmark's module is only needed by this command
+
     return run_bench(args)
 
 

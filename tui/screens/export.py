@@ -12,7 +12,7 @@ from tui.bindings import EXPORT_BINDINGS
 
 
 def export_formats() -> tuple[str, ...]:
-    """Whatever lab.report offers (formats not built yet are refused there with a message)."""
+    """The formats lab.report writes."""
     try:
         from lab.report.exports import FORMATS
     except ImportError:
