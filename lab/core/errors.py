@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from lab.core.events import WorkerExit
+
 
 class BadInput(Exception):
     """Something the user gave is wrong. The message is one line: what is wrong and how to fix it.
@@ -9,7 +11,7 @@ class BadInput(Exception):
     Raised before compute starts wherever possible; the CLI prints it to stderr and exits 2.
     """
 
-    exit_code = 2
+    exit_code = WorkerExit.BAD_INPUT
 
     def __init__(self, message: str) -> None:
         super().__init__(" ".join(message.split()))
@@ -18,11 +20,11 @@ class BadInput(Exception):
 class StageFailed(Exception):
     """A stage ran and failed for a reason that is not the user's input (exit code 1)."""
 
-    exit_code = 1
+    exit_code = WorkerExit.FAILED
 
 
 class StageInterrupted(Exception):
     """The stage was asked to stop (SIGTERM) and has checkpointed; it can be resumed."""
 
-    exit_code = 3
+    exit_code = WorkerExit.INTERRUPTED
 
