@@ -97,6 +97,9 @@ def calibrate(model: nn.Module, adapter: ArchitectureAdapter, blocks: Sequence[t
 
     def make(layer: int) -> Callable[..., None]:
         def hook(_m: nn.Module, _i: Any, out: torch.Tensor) -> None:
+            if cut[0] and out.dim() != 3:
+                raise RuntimeError(f"layer {layer}'s activation module gave shape {tuple(out.shape)}, not "
+                                   f"[batch, positions, d_ff]; the BOS position cannot be left out")
             x = (out[:, cut[0]:] if cut[0] else out).reshape(-1, out.shape[-1]).float()
             seen[layer] += x.shape[0]
             torch.minimum(mn[layer], x.amin(0), out=mn[layer])
