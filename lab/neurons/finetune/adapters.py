@@ -52,9 +52,17 @@ def peft_model(loaded: LoadedModel, targets: Targets, settings: TrainSettings, s
     return model
 
 
+def lora_layer(model: nn.Module, name: str) -> nn.Module:
+    """The LoRA layer peft put at `name`, through peft's public API (get_base_model: the wrapped model
+    with the adapter layers injected, under the base model's module names)."""
+    layer = model.get_base_model().get_submodule(name)
+    if not hasattr(layer, "lora_B"):
+        raise RuntimeError(f"peft did not put a LoRA layer at {name}; the installed peft is not one this was built for")
+    return layer
+
+
 def lora_b(model: nn.Module, name: str) -> torch.Tensor:
-    module = model.base_model.model.get_submodule(name)
-    return module.lora_B["default"].weight
+    return lora_layer(model, name).lora_B[model.active_adapter].weight
 
 
 def masked_rows_are_zero(model: nn.Module, targets: Targets) -> bool:
@@ -73,8 +81,8 @@ def effective_parameters(model: nn.Module, targets: Targets) -> int:
     """Adapter entries that can move: all of lora_A, and lora_B's unmasked rows."""
     total = 0
     for name, rows in targets.items():
-        module = model.base_model.model.get_submodule(name)
-        a, b = module.lora_A["default"].weight, module.lora_B["default"].weight
+        module = lora_layer(model, name)
+        a, b = module.lora_A[model.active_adapter].weight, module.lora_B[model.active_adapter].weight
         total += a.numel() + (b.numel() if rows is None else len(rows) * b.shape[1])
     return total
 
