@@ -145,7 +145,8 @@ def share_interval(shares: Sequence[float], *, confidence: float = CI_LEVEL) -> 
 def fidelity_rows(language: str, by_condition: dict[str, list[PromptScore]], *, compared: Sequence[str],
                   resamples: int, seed: int, confidence: float = CI_LEVEL) -> list[dict[str, Any]]:
     """Metric rows of one language: each measure per condition (Wilson interval over prompts), its paired
-    delta vs baseline per compared condition, and the share of prompts whose greedy text changed."""
+    delta vs baseline per compared condition (bootstrap), both at `confidence`, and the share of prompts
+    whose greedy text changed."""
     rows: list[dict[str, Any]] = []
     for name, (attr, skip_en) in MEASURES.items():
         if skip_en and same_language(ENGLISH, language):
@@ -157,7 +158,7 @@ def fidelity_rows(language: str, by_condition: dict[str, list[PromptScore]], *, 
         base = [getattr(s, attr) for s in by_condition["baseline"]]
         for cond in compared:
             treated = [getattr(s, attr) for s in by_condition[cond]]
-            d = paired_bootstrap_diff_ci(treated, base, resamples=resamples, seed=seed)
+            d = paired_bootstrap_diff_ci(treated, base, resamples=resamples, seed=seed, confidence=confidence)
             rows.append(dict(name=f"{name}_delta", language=language, condition=cond, value=d.value, ci_low=d.low,
                              ci_high=d.high, n=d.n))
     for cond in compared:

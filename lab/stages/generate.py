@@ -22,6 +22,8 @@ from typing import Any, Optional
 from lab.core.errors import BadInput
 from lab.eval.fidelity import (LIBRARY, LanguageID, PromptScore, detected_share, fidelity_rows, other_languages,
                                prompt_score)
+from lab.eval.stats import CI_LEVEL
+from lab.gates.base import criteria_for
 from lab.eval.generation import (GenerationSettings, PromptResult, generate_continuations, prompt_file, prompts_folder,
                             read_prompts, sampling_seed)
 from lab.eval.conditions import FT_CONDITIONS, FT_TREATED, ConditionModels, finetune_assignment, plan_slots
@@ -127,12 +129,14 @@ def run(ctx: StageContext) -> None:
         probe, described, conditions, compared = _run_test_time(ctx, plan, prompts)
 
     resamples = int(cfg["evaluate"].get("bootstrap", 2000))
+    confidence = float(criteria_for(ctx.study, ctx.protocol).get("confidence", CI_LEVEL))  # the study's level
     rows: list[dict[str, Any]] = []
     languages: dict[str, Any] = {}
     for lang, by_cond in probe.results.items():
         by_cond = {c: by_cond[c] for c in conditions}
         scores, entry = score_language(lid, lang, by_cond)
-        rows += fidelity_rows(lang, scores, compared=compared, resamples=resamples, seed=ctx.seed)
+        rows += fidelity_rows(lang, scores, compared=compared, resamples=resamples, seed=ctx.seed,
+                              confidence=confidence)
         languages[lang] = entry
     rows += [dict(name="compute_seconds", language="", condition=c, value=s) for c, s in probe.seconds.items()]
     ctx.metrics(rows)
@@ -140,6 +144,7 @@ def run(ctx: StageContext) -> None:
         "conditions": list(conditions), "intervention": described,
         "settings": {**probe.settings.to_json(), "n_prompts": ctx.config.generate.n_prompts,
                      "prompts_per_language": {lang: len(p) for lang, p in prompts.items()}, "seed": ctx.seed,
+                     "confidence": confidence,
                      "prompts": str(folder)},
         "language_id": lid.describe(),
         "skipped": skipped, "languages": languages,

@@ -132,6 +132,10 @@ def test_fidelity_rows_pair_conditions_on_the_same_prompts() -> None:
     assert get[("degenerate_rate_delta", "intervention")]["value"] == pytest.approx(1 / 6)
     assert get[("continuation_changed", "intervention")]["value"] == pytest.approx(5 / 6)
     assert get[("continuation_changed", "control")]["value"] == 0.0
+    narrow = {(r["name"], r["condition"]): r for r in fidelity_rows(
+        "sw", by_cond, compared=("intervention",), resamples=500, seed=3, confidence=0.8)}  # the study's level
+    for key in (("language_fidelity", "baseline"), ("language_fidelity_delta", "intervention")):
+        assert get[key]["ci_low"] < narrow[key]["ci_low"] <= narrow[key]["ci_high"] < get[key]["ci_high"]
     en_rows = fidelity_rows("en", by_cond, compared=("intervention",), resamples=100, seed=0)
     assert not any(r["name"].startswith("switch_to_english") for r in en_rows)  # staying in English is fidelity
 

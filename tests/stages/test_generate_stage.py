@@ -107,6 +107,7 @@ def test_generate_stage_metrics_artifact_and_resume(tmp_path: Path, tiny_llama_d
     assert lid["library"] == "py3langid" and lid["label_set"] == "full" and lid["labels"] > 100
     assert lid["codes"] == {"en": "en", "fr": "fr", "de": "de", "sw": "sw"}
     assert art["settings"]["n_prompts"] == 3 and art["settings"]["prompts_per_language"] == {"sw": 3, "en": 3}
+    assert art["settings"]["confidence"] == 0.95  # the protocol's level (no [criteria] override)
     assert art["settings"]["samples"] == 2 and art["settings"]["max_new_tokens"] == 8
     sw = art["languages"]["sw"]["prompts"]
     assert [p["prompt"] for p in sw] == (ROOT_DIR / "examples/prompts/sw.txt").read_text(
