@@ -1,5 +1,6 @@
 """Report charts as PNG bytes (matplotlib, Agg canvas, no pyplot global state): accuracy by language
-and condition with CI error bars, the PPXC heatmap, neurons per layer. A chart is drawn only for
+and condition with CI error bars, the evaluate gate's intervals against its thresholds, the PPXC
+heatmap, neurons per layer. A chart is drawn only for
 data that exists, so a study that stopped early still exports."""
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from lab.report.evidence import conditions, language_order, neurons_per_layer, ppxc_matrix  # noqa: E402
 from lab.report.facts import StudyFacts  # noqa: E402
+from lab.report.gates import gate_numbers  # noqa: E402
 
 DPI = 110
 COLORS = {"baseline": "#7a7a7a", "intervention": "#1f6fb4", "control": "#d98b2b"}
@@ -103,7 +105,28 @@ def neurons_chart(facts: StudyFacts) -> Optional[bytes]:
     return _png(fig)
 
 
+def gate_interval_chart(facts: StudyFacts) -> Optional[bytes]:
+    """Each comparison's interval as a horizontal bar with its threshold marked (matplotlib, Agg)."""
+    comps = gate_numbers(facts, "evaluate").get("comparisons") or []
+    if not comps:
+        return None
+    colors = {"go": "#2e7d32", "no-go": "#c62828", "inconclusive": "#8e44ad"}
+    fig = Figure(figsize=(6.4, 0.55 * len(comps) + 1.2))
+    ax = fig.add_subplot()
+    for i, c in enumerate(reversed(comps)):
+        col = colors.get(c["verdict"], "#555555")
+        ax.plot([c["low"], c["high"]], [i, i], color=col, linewidth=3, solid_capstyle="butt")
+        ax.plot([c["value"]], [i], "o", color=col)
+        ax.plot([c["threshold"]], [i], "|", color="black", markersize=16, markeredgewidth=2)
+    ax.set_yticks(range(len(comps)), [f"{c['name']} ({c['verdict']})" for c in reversed(comps)], fontsize=8)
+    ax.axvline(0, color="#999999", linewidth=0.8, linestyle=":")
+    ax.set_xlabel("points (estimate ● with interval; | = threshold)")
+    ax.set_title("Evaluate gate: intervals against thresholds")
+    return _png(fig)
+
+
 CHARTS = {"accuracy": ("Accuracy by language and condition", accuracy_chart),
+          "gate_intervals": ("Evaluate gate: intervals against thresholds", gate_interval_chart),
           "ppxc": ("Perplexity-change matrix", ppxc_heatmap),
           "neurons_per_layer": ("Neurons per layer", neurons_chart)}
 

@@ -159,6 +159,8 @@ def evidence_section(facts: StudyFacts, charts: dict[str, tuple[str, bytes]]) ->
                          "points with its 95% bootstrap CI; McNemar exact p on the same items",
                          "No evaluation results (the evaluate stage has not finished)."))
     chart("accuracy")
+    blocks.extend(gate_interval_blocks(facts))
+    chart("gate_intervals")
     blocks.extend(generation_blocks(facts))
     blocks.append(Para("Reproducibility", strong=True))
     blocks.append(_table(ev.stability_table(facts), "Split-half Jaccard of the neuron sets (identified vs random control)",
@@ -178,6 +180,17 @@ def evidence_section(facts: StudyFacts, charts: dict[str, tuple[str, bytes]]) ->
     if not history.empty and history["stage"].duplicated().any():
         blocks.append(_table(history, "Decision history (oldest first)", ""))
     return Section("Evidence", blocks)
+
+
+def gate_interval_blocks(facts: StudyFacts) -> list[Block]:
+    """The evaluate gate's comparisons: estimate, interval, threshold, verdict, items to decide."""
+    from lab.report.gates import gate_numbers, interval_caption, interval_table
+
+    numbers = gate_numbers(facts, "evaluate")
+    table = interval_table(numbers)
+    if table.empty:
+        return []
+    return [Para("Evaluate gate: intervals against thresholds", strong=True), Table(table, interval_caption(numbers))]
 
 
 def generation_blocks(facts: StudyFacts) -> list[Block]:

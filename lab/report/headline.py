@@ -9,6 +9,7 @@ Definitions (docs/report.md repeats them for readers):
 - gain over control: mean gain minus control gain (difference of the two means; no CI).
 - worst high-resource change: the lowest intervention `accuracy_delta` among the high-resource
   languages, with its CI.
+- evaluate_gate: the evaluate gate's own verdict and intervals (docs/statistics.md), which decide.
 """
 
 from __future__ import annotations
@@ -47,6 +48,20 @@ def _worst_high(facts: StudyFacts) -> Optional[dict[str, Any]]:
     worst = min(rows, key=lambda m: m.value)
     return {"language": worst.language, "points": _pts(worst.value), "ci_low": _pts(worst.ci_low),
             "ci_high": _pts(worst.ci_high)}
+
+
+def _evaluate_gate(facts: StudyFacts) -> Optional[dict[str, Any]]:
+    """The evaluate gate's verdict and intervals (None before the gate ran)."""
+    from lab.report.gates import gate_entry
+
+    run = facts.run("evaluate")
+    entry = gate_entry(run) if run is not None else None
+    if entry is None:
+        return None
+    n = entry["numbers"]
+    keys = ("gain_points", "gain_ci_points", "gain_over_control_points", "gain_over_control_ci_points", "confidence",
+            "multiplicity", "items_per_language", "items_to_decide", "thresholds")
+    return {"recommendation": entry["recommendation"], **{k: n.get(k) for k in keys}}
 
 
 def question(cfg: dict[str, Any]) -> str:
@@ -90,6 +105,12 @@ def _sentence(verdict: str, decisions: list[dict[str, Any]], pending: list[str],
     if verdict == "no-go":
         first = next(d for d in decisions if d["verdict"] == "no-go")
         return f"No-go: the {first['stage']} gate was decided no-go by {first['by']} ({first['rationale']}); {numbers}."
+    if verdict == "inconclusive":
+        stages = ", ".join(d["stage"] for d in decisions if d["verdict"] == "inconclusive")
+        n = (h.get("evaluate_gate") or {}).get("items_to_decide")
+        more = f"; about {n} items per language would likely decide it" if n else ""
+        return (f"Inconclusive: the intervals of the {stages} gate straddle its thresholds, so neither go nor "
+                f"no-go can be claimed{more}; {numbers}.")
     why = []
     if pending:
         why.append("no decision yet on " + ", ".join(pending))
@@ -131,6 +152,7 @@ def headline(store: Store, study: Study, facts: Optional[StudyFacts] = None) -> 
         "gain_over_control_points": None if gain is None or ctrl is None else gain - ctrl,
         "worst_high_resource": _worst_high(facts),
         "pending_gates": pending,
+        "evaluate_gate": _evaluate_gate(facts),
     }
     h["sentence"] = _sentence(verdict.verdict, decisions, pending, h)
     return h

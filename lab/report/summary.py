@@ -1,7 +1,9 @@
 """The go/no-go summary as a plain dict in DESIGN.md's JSON export shape (lab.report.exports writes it).
 
 DESIGN.md's keys are kept exactly; extensions (documented in docs/report.md): study.trust_remote_code,
-headline, cost, generation (the generation probe), artifacts[].check, provenance.model and provenance.data.
+headline, cost, generation (the generation probe), artifacts[].check, provenance.model and provenance.data;
+stages[].gate = {"recommendation", "reasons", "numbers"}: the rule's verdict and evidence (may differ
+from the recorded decision).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from lab.gates.final import overall_verdict
 from lab.core.provenance import provenance
 from lab.report.cost import FullSize, cost
 from lab.report.facts import StudyFacts, load_facts
+from lab.report.gates import gate_entry
 from lab.report.generation import generation_summary
 from lab.report.headline import headline
 from lab.report.sources import artifact_list, corpus_files, model_record
@@ -36,6 +39,7 @@ def summary(store: Store, study: Study, size: Optional[FullSize] = None,
         "name": r.stage, "status": r.state.value if hasattr(r.state, "value") else str(r.state),
         "started_at": _iso(r.started_at), "finished_at": _iso(r.finished_at),
         "compute_seconds": round(r.compute_seconds, 3), "decision": decisions.get(r.stage),
+        "gate": gate_entry(r),
     } for r in facts.runs]
     metrics = [{
         "stage": m.stage, "name": m.name, "language": m.language or None, "condition": m.condition or None,

@@ -158,7 +158,10 @@ def build_study(store: Store, tmp: Path, model: Path, corpus: Path, *, name: str
             rows += [dict(name="stability_jaccard", language=lang, condition="identified", value=0.6 + 0.05 * i),
                      dict(name="stability_jaccard", language=lang, condition="control", value=0.02),
                      dict(name="ppxc_diagonal_dominant", language=lang, condition="identified", value=1.0),
-                     dict(name="ppxc_control_ratio", language=lang, condition="identified", value=20.0)]
+                     dict(name="ppxc_control_ratio", language=lang, condition="identified", value=20.0),
+                     # own-language PPL increase minus the control's, % with its block-bootstrap interval
+                     dict(name="ppl_increase_over_control", language=lang, condition="identified", value=150.0,
+                          ci_low=120.0, ci_high=185.0, n=24)]
         ctx.metrics(rows)
         _finish(store, study, "reproduce", gpu=gpu)
         decide("reproduce")
@@ -178,6 +181,14 @@ def build_study(store: Store, tmp: Path, model: Path, corpus: Path, *, name: str
             results[lang] = {"baseline": base, "intervention": inter, "control": ctrl}
         ctx = _ctx(store, study, "evaluate")
         ctx.metrics(_eval_rows(results, ["sw"], seed=7))
+        # the per-item outcomes the evaluate gate decides on (paired_items.json, version 1); the
+        # high-resource "intervention" is each language under sw's intervention (deployment spillover)
+        as_list = lambda a: a.astype(float).tolist()  # noqa: E731
+        ctx.write_json("paired_items.json", {
+            "version": 1, "metric": "acc", "item_keys": {x: [f"demo_xnli_{x}:{i}" for i in range(n)] for x in results},
+            "targets": {"sw": {c: as_list(results["sw"][c]) for c in ("baseline", "intervention", "control")}},
+            "high_resource": {"sw": {h: {c: as_list(results[h][c]) for c in ("baseline", "intervention")}
+                                     for h in ("en", "fr", "de")}}})
         _finish(store, study, "evaluate", gpu=gpu)
         decide("evaluate")
     if "decide" in stages:
@@ -340,6 +351,25 @@ def test_json_export_has_the_design_shape(lab: dict[str, Any], exports: dict[str
     assert data["study"]["name"] == NASTY
     assert data["verdict"]["decision"] == "go" and data["headline"]["verdict"] == "go"
     assert data["provenance"]["seed"] == 7
+    # every gated stage carries the rule's verdict and its evidence; ungated ones carry null
+    gates = {st["name"]: st["gate"] for st in data["stages"]}
+    assert gates["model"] is None and gates["intervene"] is None
+    assert {k for k, g in gates.items() if g} == {"criteria", "identify", "reproduce", "evaluate", "decide"}
+    ev = gates["evaluate"]
+    assert ev["recommendation"] == "go"
+    n = ev["numbers"]
+    assert n["gain_ci_points"][0] <= n["gain_points"] <= n["gain_ci_points"][1]
+    assert n["gain_over_control_ci_points"][0] > 0
+    assert set(n["high_resource"]) == {"en", "fr", "de"}
+    assert all(len(v["ci_points"]) == 2 and "change_points" in v for v in n["high_resource"].values())
+    assert n["confidence"] == 0.95 and n["multiplicity"] == "bonferroni"
+    assert n["items_per_language"] == {"sw": 200, "en": 200, "fr": 200, "de": 200}
+    assert n["thresholds"]["min_gain_points"] == 1.0 and n["thresholds"]["max_regression_points"] == 0.5
+    # the gate's gain is the same paired difference the metric rows hold (same items, same mean)
+    delta = next(m for m in data["metrics"] if m["name"] == "accuracy_delta" and m["language"] == "sw"
+                 and m["condition"] == "intervention")
+    assert n["gain_points"] == pytest.approx(100 * delta["value"])
+    assert data["headline"]["evaluate_gate"]["recommendation"] == "go"
     assert data["study"]["trust_remote_code"] is False
     assert all(a["check"] == "ok" for a in data["artifacts"])
     with _db(lab) as con:
@@ -371,7 +401,15 @@ def test_markdown_has_headline_tables_and_chart_files(exports: dict[str, Path]) 
     assert f"{h['mean_gain_points']:+.2f}" in text
     assert "<script>" not in text and "&lt;script&gt;" in text
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
-    assert sorted(Path(x).name for x in links) == ["accuracy.png", "neurons_per_layer.png", "ppxc.png"]
+    assert sorted(Path(x).name for x in links) == ["accuracy.png", "gate_intervals.png", "neurons_per_layer.png",
+                                                   "ppxc.png"]
+    # the evaluate gate's intervals, as in the JSON export
+    gate = next(st for st in json.loads(exports["json"].read_text(encoding="utf-8"))["stages"]
+                if st["name"] == "evaluate")["gate"]
+    lo, hi = gate["numbers"]["gain_ci_points"]
+    assert "Evaluate gate: intervals against thresholds" in text
+    row = f"| mean gain on targets | {gate['numbers']['gain_points']:+.2f} | \\[{lo:+.2f}, {hi:+.2f}\\] | 95% | ≥ +1.00 | go |"
+    assert row in text
     for link in links:
         assert link.startswith("go%20report_charts/")
         png = (out.parent / link.replace("%20", " ")).read_bytes()
@@ -387,14 +425,14 @@ def test_html_escapes_user_text(exports: dict[str, Path]) -> None:
     assert "&lt;script&gt;alert(&quot;pwn&quot;)&lt;/script&gt; &amp; &#x27;quotes&#x27;" in text
     assert "Looks &lt;b&gt;fine&lt;/b&gt; &amp; &quot;solid&quot;" in text
     assert "Ana &lt;ana@example.org&gt;" in text
-    assert text.count('src="data:image/png;base64,') == 3
+    assert text.count('src="data:image/png;base64,') == 4
     assert "@media print" in text
     assert not re.search(r'(src|href)="(https?:)?//', text)  # self-contained: nothing fetched
 
 
 def test_no_secret_from_the_environment_in_any_format(exports: dict[str, Path]) -> None:
     files = list(exports.values()) + list(exports["md"].parent.glob("*_charts/*.png"))
-    assert len(files) == 8 + 3
+    assert len(files) == 8 + 4
     for path in files:
         blob = path.read_bytes()
         assert SECRET.encode() not in blob, path
