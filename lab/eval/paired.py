@@ -14,6 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from lab.eval.conditions import spillover_name
 from lab.eval.harness import TaskRun, align, item_vector
 from lab.eval.stats import bootstrap_mean_ci, mcnemar_p, paired_bootstrap_diff_ci, wilson_interval
 
@@ -106,7 +107,7 @@ def summarise(results: Results, targets: list[str], *, resamples: int, seed: int
     return rows
 
 
-def paired_items(results: Results, targets: list[str], high_resource: list[str], *, spillover: str = "spillover_",
+def paired_items(results: Results, targets: list[str], high_resource: list[str],
                  treated: tuple[str, str] = ("intervention", "control")) -> dict[str, Any]:
     """paired_items.json: per-item correctness of every condition the evaluate gate compares.
 
@@ -114,9 +115,12 @@ def paired_items(results: Results, targets: list[str], high_resource: list[str],
      "targets": {T: {"baseline": [...], "intervention": [...], "control": [...]}},
      "high_resource": {T: {H: {"baseline": [...], "intervention": [...]}}}}
     where high_resource[T][H]["intervention"] is H scored with T's intervention on (spillover_T).
-    Lists follow item_keys[lang] in every condition.
+    Lists follow item_keys[lang] in every condition. Values are 0/1 correctness; "metric" says which:
+    acc, exact_match (every task generative) or acc+exact_match (mixed).
     """
-    doc: dict[str, Any] = {"version": 1, "metric": "acc", "item_keys": {}, "targets": {}, "high_resource": {}}
+    kinds = {r.output_type in GENERATIVE for by_cond in results.values() for r in by_cond.get("baseline", [])}
+    metric = "exact_match" if kinds == {True} else "acc" if kinds <= {False} else "acc+exact_match"
+    doc: dict[str, Any] = {"version": 1, "metric": metric, "item_keys": {}, "targets": {}, "high_resource": {}}
     for lang, by_cond in results.items():
         keys, base = item_vector(by_cond["baseline"])
         doc["item_keys"][lang] = keys
@@ -126,7 +130,7 @@ def paired_items(results: Results, targets: list[str], high_resource: list[str],
     for t in targets:
         doc["high_resource"][t] = {}
         for h in high_resource:
-            cond = f"{spillover}{t}"
+            cond = spillover_name(t)
             if h in results and cond in results[h]:
                 keys, base = item_vector(results[h]["baseline"])
                 doc["high_resource"][t][h] = {"baseline": base, "intervention": align(results[h]["baseline"],

@@ -171,6 +171,44 @@ def test_summary_rows_hand_computed() -> None:
     assert ("accuracy_delta", "en", "baseline") not in get
 
 
+def test_test_time_conditions_score_high_resource_languages_under_each_targets_intervention() -> None:
+    from lab.eval.conditions import Recipe, conditions_of, test_time_slots
+
+    slots = test_time_slots(["sw", "ur", "en"], ["sw", "ur"], spillover=True)
+    got = {(s.language, s.condition): s.recipe for s in slots}
+    assert got[("sw", "intervention")] == Recipe(neurons="intervention", owner="sw")
+    assert got[("ur", "control")] == Recipe(neurons="control", owner="ur")
+    assert got[("en", "spillover_ur")] == Recipe(neurons="intervention", owner="ur")  # ur's neurons and statistics
+    assert got[("en", "spillover_sw")] == got[("en", "intervention")]  # one recipe: scored once, two names
+    assert got[("en", "control")] == Recipe(neurons="control", owner="sw")
+    assert got[("en", "own_intervention")] == Recipe(neurons="intervention", owner="en")
+    assert ("sw", "spillover_ur") not in got and ("sw", "own_intervention") not in got
+    assert conditions_of(slots) == ["baseline", "intervention", "control", "spillover_sw", "spillover_ur",
+                                    "own_intervention"]
+    assert len({(s.language, s.recipe) for s in slots}) == 3 + 3 + 5  # distinct runs
+    # the generation probe keeps every language on its own sets
+    own = {(s.language, s.condition): s.recipe for s in test_time_slots(["en"], ["sw"], spillover=False)}
+    assert own[("en", "intervention")] == Recipe(neurons="intervention", owner="en") and len(own) == 3
+
+
+def test_paired_items_document_lines_up_items_across_conditions() -> None:
+    from lab.eval.paired import paired_items
+
+    def two(task: str, a: list[int], b: list[int]) -> list[TaskRun]:  # two tasks, given out of name order
+        return [_run(f"z_{task}", b), _run(f"a_{task}", a)]
+
+    results = {"sw": {"baseline": two("sw", [0, 1], [1]), "intervention": two("sw", [1, 1], [0]),
+                      "control": two("sw", [0, 0], [1])},
+               "en": {"baseline": two("en", [1, 1], [1]), "spillover_sw": two("en", [0, 1], [1]),
+                      "own_intervention": two("en", [1, 1], [0])}}
+    doc = paired_items(results, ["sw"], ["en"])
+    assert doc["version"] == 1 and doc["metric"] == "acc"
+    assert doc["item_keys"] == {"sw": ["a_sw:0", "a_sw:1", "z_sw:0"], "en": ["a_en:0", "a_en:1", "z_en:0"]}
+    assert doc["targets"] == {"sw": {"baseline": [0, 1, 1], "intervention": [1, 1, 0], "control": [0, 0, 1]}}
+    assert doc["high_resource"] == {"sw": {"en": {"baseline": [1, 1, 1], "intervention": [0, 1, 1]}}}
+    json.dumps(doc)  # plain JSON
+
+
 def test_stratified_signflip_p_tests_the_stratified_mean() -> None:
     # no discordant item anywhere: nothing to flip, p = 1
     assert stratified_signflip_p([1, 0, 1], [1, 0, 1], ["a", "a", "b"], resamples=500, seed=0) == 1.0
