@@ -26,7 +26,7 @@ from lab.eval.stats import CI_LEVEL
 from lab.gates.base import criteria_for
 from lab.eval.generation import (GenerationSettings, PromptResult, generate_continuations, prompt_file, prompts_folder,
                             read_prompts, sampling_seed)
-from lab.eval.conditions import FT_CONDITIONS, FT_TREATED, ConditionModels, finetune_assignment, plan_slots
+from lab.eval.conditions import FT_CONDITIONS, FT_TREATED, ConditionModels, finetune_assignment, plan_slots, read_plan
 from lab.model.loading import load_for_stage
 from lab.stages import STAGES
 from lab.stages.context import StageContext
@@ -112,10 +112,7 @@ class Probe:
 @STAGES.register("generate")
 def run(ctx: StageContext) -> None:
     cfg = ctx.cfg
-    plan = ctx.read_json("intervene", "intervention.json")
-    if plan.get("kind") != cfg["intervention"]["kind"]:
-        raise BadInput(f"intervention.json was made for kind = {plan.get('kind')!r} but the study says "
-                       f"{cfg['intervention']['kind']!r}; re-run the intervene stage")
+    plan = read_plan(ctx)
     prompts, skipped, folder = plan_prompts(ctx)
     lid = LanguageID(list(cfg["languages"]["all"]))
     for lang in [x for x in prompts if x in lid.unsupported]:
