@@ -85,7 +85,9 @@ class HomeScreen(Screen[None]):
         if sid is None:
             self.notify("no study selected; press n to create one", severity="warning")
             return
-        lab_app(self).open_study(sid, run=True)
+        from tui.screens.underpowered import run_confirmed  # power before compute: confirm an underpowered study
+
+        run_confirmed(self.app, lab_app(self).store, sid, lambda: lab_app(self).open_study(sid, run=True))
 
     def action_new_study(self) -> None:
         lab_app(self).action_new_study()

@@ -270,7 +270,9 @@ class StudyScreen(Screen[None]):
             self.app.notify(f"stage {stage} is still running in its worker; wait for it or press x to cancel",
                             severity="warning")
             return
-        lab_app(self).start_run(self.study_id)
+        from tui.screens.underpowered import run_confirmed  # power before compute: confirm an underpowered study
+
+        run_confirmed(self.app, self.store, self.study_id, lambda: lab_app(self).start_run(self.study_id))
 
     def action_cancel(self) -> None:
         if lab_app(self).cancel_run(self.study_id):
