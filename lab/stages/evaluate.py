@@ -140,7 +140,8 @@ def run(ctx: StageContext) -> None:
         return False
 
     total = len(unique)
-    ctx.progress(0, total, "runs", "preparing")
+    ctx.progress(0, total, "runs", "loading model")
+    device = models.base().device  # loaded even when every run is checkpointed: the device is recorded
     batch = int(cfg["evaluate"].get("batch_size", 8))
     limit = cfg["evaluate"].get("limit")
     seconds = {c: 0.0 for c in conditions}
@@ -155,7 +156,7 @@ def run(ctx: StageContext) -> None:
             runs = found.get((lang, recipe))
             if runs is None:
                 assert lms is not None and model is not None
-                runs = _evaluate(lms, task_cfgs, limit, ctx.seed, models.base().device,
+                runs = _evaluate(lms, task_cfgs, limit, ctx.seed, device,
                                  lambda _m=model, _r=recipe: models.hooks(_m, _r),
                                  where=f"condition {cond}, language {lang}")
                 _save_checkpoint(ctx, lang, recipe, runs)
@@ -171,7 +172,6 @@ def run(ctx: StageContext) -> None:
     rows = summarise(results, targets, resamples=int(cfg["evaluate"].get("bootstrap", 2000)), seed=ctx.seed)
     seconds = {c: s for c, s in seconds.items() if s > 0 or c == "baseline"}
     rows += [dict(name="compute_seconds", language="", condition=c, value=s) for c, s in seconds.items()]
-    device = models.loaded.device if models.loaded is not None else torch.device("cpu")
     if device.type == "cuda":
         rows += [dict(name="gpu_seconds", language="", condition=c, value=s) for c, s in seconds.items()]
     ctx.metrics(rows)

@@ -387,3 +387,18 @@ def test_intervene_finetune_path_trains_stops_resumes_and_records(tiny_llama_dir
     adapter_file.write_bytes(adapter_file.read_bytes() + b" ")
     with pytest.raises(BadInput, match="modified after it was recorded"):
         variant_adapter_dir(ctx, "ft_lora_attn")
+
+
+def test_non_finite_loss_stops_training_naming_condition_and_step(loaded: LoadedModel, blocks: torch.Tensor,
+                                                                  tmp_path: Path) -> None:
+    """A NaN loss is never stepped on (it would spread into every weight): the run stops, nothing is saved."""
+    from lab.core.errors import StageFailed
+
+    module = loaded.adapter.act_modules(loaded.model)[0]
+    handle = module.register_forward_hook(lambda _m, _i, out: out * float("nan"))  # copied with the model
+    try:
+        with pytest.raises(StageFailed, match=r"non-finite training loss in ft_neurons \(ft_neurons-sw\), step 1"):
+            train_condition(loaded, CHOSEN, "ft_neurons", blocks, CFG, tmp_path / "ft_neurons-sw", SEED)
+    finally:
+        handle.remove()
+    assert not list((tmp_path / "ft_neurons-sw").glob("step-*")) and not (tmp_path / "ft_neurons-sw" / "adapter").exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 import os
 import shutil
 from dataclasses import asdict, dataclass, field, fields
@@ -15,7 +16,7 @@ import torch
 from torch import nn
 
 from lab.core import faults
-from lab.core.errors import BadInput
+from lab.core.errors import BadInput, StageFailed
 from lab.model.loading import LoadedModel
 from lab.neurons.finetune.adapters import (META_FILE, effective_parameters, load_condition, masked_rows_are_zero,
                                            own_rng, peft_model, save_adapter)
@@ -129,6 +130,9 @@ def _train(loaded: LoadedModel, cond: Condition, trained: Optional[dict[int, lis
         idx = batch_indices(blocks.shape[0], batch_size, step, seed)
         batch = blocks[idx].to(loaded.device)
         loss = model(input_ids=batch, labels=batch).loss
+        if not math.isfinite(float(loss.detach())):  # never step on a NaN: it would spread into every weight
+            raise StageFailed(f"non-finite training loss in {cond.name} ({checkpoint_dir.name}), step {step + 1}, "
+                              f"batch of blocks {idx}; lower [intervention] learning_rate or use dtype = \"float32\"")
         loss.backward()
         if settings.max_grad_norm > 0:
             torch.nn.utils.clip_grad_norm_(params, settings.max_grad_norm)
