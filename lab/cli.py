@@ -283,7 +283,10 @@ def _tui(home: Any, study: Optional[str] = None, run: bool = False) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # a usage error (one line, printed) or --help
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 2
     handlers = {"new": cmd_new, "run": cmd_run, "status": cmd_status, "studies": cmd_studies,
                 "export": cmd_export, "demo": cmd_demo, "bench": cmd_bench, "decide": cmd_decide}
     try:

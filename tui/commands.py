@@ -7,6 +7,7 @@ from typing import Callable
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
+from lab.core.text import escape_controls
 from tui.lab_app import lab_app
 
 Command = tuple[str, Callable[[], object], str]
@@ -37,9 +38,9 @@ class LabCommands(Provider):
                             "write the go/no-go summary under <home>/exports"))
         out.append(("New study", app.action_new_study, "fill in the study form"))
         for study in app.store.studies():
-            out.append((f"Open study {study.id}: {study.name}", partial(app.open_study, int(study.id)),
+            out.append((f"Open study {study.id}: {escape_controls(study.name)}", partial(app.open_study, int(study.id)),
                         study.model_id))
-            out.append((f"Run study {study.id}: {study.name}", partial(app.open_study, int(study.id), run=True),
+            out.append((f"Run study {study.id}: {escape_controls(study.name)}", partial(app.open_study, int(study.id), run=True),
                         "open it and run / resume its stages"))
         out.append(("Toggle dark / light theme", app.action_toggle_theme, ""))
         out.append(("Help: keys", app.action_help, "every binding with its id"))

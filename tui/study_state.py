@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from lab.gates.final import overall_verdict
+from lab.core.text import escape_controls
 from lab.store import Decision, StageRun, StageState, Store, Study
 from protocols import Protocol, ProtocolError, StageSpec, load_protocol
 
@@ -109,13 +110,13 @@ def study_rows(store: Store) -> list[StudyRow]:
     for study in store.studies():
         protocol = study_protocol(store, study)
         if protocol is None:
-            rows.append(StudyRow(int(study.id), study.name, study.model_id, "?", "protocol missing",  # type: ignore[arg-type]
+            rows.append(StudyRow(int(study.id), escape_controls(study.name), study.model_id, "?", "protocol missing",  # type: ignore[arg-type]
                                  study.updated_at, "—"))
             continue
         views = stage_views(store, study, protocol)
         cur = current_stage(views)
         verdict = overall_verdict(store, study).verdict
-        rows.append(StudyRow(int(study.id), study.name, study.model_id,  # type: ignore[arg-type]
+        rows.append(StudyRow(int(study.id), escape_controls(study.name), study.model_id,  # type: ignore[arg-type]
                              cur.name if cur else "complete", cur.status_word if cur else "done",
                              study.updated_at, verdict))
     return rows

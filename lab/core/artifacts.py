@@ -77,8 +77,8 @@ def atomic_write(path: Path, writer: Callable[[Path], None]) -> None:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     except OSError as exc:
         if _disk_full(exc):
-            raise DiskFull(f"no space left on the device writing {path.name} in {path.parent}: free disk space "
-                           f"there, then try again") from exc
+            raise DiskFull(f"no space left on the device writing {path.name} in {path.parent}; free disk space "
+                           f"there, then run it again") from exc
         raise BadInput(f"cannot write in {path.parent} ({exc.strerror}); check the folder's permissions or "
                        f"give another path") from None
     os.close(fd)
@@ -98,8 +98,8 @@ def atomic_write(path: Path, writer: Callable[[Path], None]) -> None:
     except BaseException as exc:
         tmp.unlink(missing_ok=True)
         if _disk_full(exc):
-            raise DiskFull(f"no space left on the device writing {path.name} in {path.parent}: free disk space "
-                           f"there, then try again (a stage run again resumes from its checkpoints)") from exc
+            raise DiskFull(f"no space left on the device writing {path.name} in {path.parent}; free disk space "
+                           f"there, then run it again (a stage run again resumes from its checkpoints)") from exc
         raise
 
 

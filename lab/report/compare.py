@@ -10,6 +10,7 @@ from typing import Any, Callable, Optional
 import pandas as pd
 
 from lab.core.artifacts import atomic_write_bytes
+from lab.core.text import escape_controls
 from lab.report.cost import FullSize, cost
 from lab.report.document import Bullets, Document, Para, Section, Table
 from lab.report.evidence import format_cell
@@ -54,7 +55,7 @@ def compare_data(store: Store, studies: list[Study], size: Optional[FullSize] = 
 
 def compare_frame(data: list[dict[str, Any]]) -> pd.DataFrame:
     """Rows = headline fields; a column per study, then `Δ <study> − <first>` for numeric rows."""
-    labels = [f"#{d['study']['id']} {d['study']['name']}" for d in data]
+    labels = [f"#{d['study']['id']} {escape_controls(d['study']['name'])}" for d in data]
     table: dict[str, list[Any]] = {"field": [r[0] for r in ROWS]}
     for label, d in zip(labels, data):
         table[label] = [get(d["headline"], d["cost"]) for _, get, _ in ROWS]

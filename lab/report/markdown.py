@@ -10,12 +10,13 @@ from pathlib import Path
 import pandas as pd
 
 from lab.core.artifacts import atomic_write_bytes
+from lab.core.text import escape_controls
 from lab.report.document import Bullets, Chart, Document, Para, Table
 
 
 def md_text(text: str) -> str:
     """User or stored text made inert in Markdown: HTML escaped, table pipes escaped, one line."""
-    out = html.escape(" ".join(str(text).split()), quote=False)
+    out = html.escape(escape_controls(" ".join(str(text).split())), quote=False)
     for ch in ("\\", "|", "*", "_", "`", "[", "]"):
         out = out.replace(ch, "\\" + ch)
     return out

@@ -47,21 +47,35 @@ def schema_version(db: Path) -> Optional[int]:
 
     Only SQLite itself opens lab.db here: a plain open() and close() of the file would drop the POSIX
     locks this process's other SQLite connections hold on it, and another process could then corrupt it."""
+    size = db.stat().st_size  # os.stat opens nothing
+    if 0 < size < 100:
+        raise BadInput(f"{db} is not an SQLite database (or is cut short: {size} bytes); move it away or use "
+                       f"another --home")
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=2)
     try:
-        page = int(con.execute("PRAGMA page_size").fetchone()[0])  # reads the header: "not a database"
+        con.execute("SELECT count(*) FROM sqlite_master").fetchone()  # reads the header: "not a database"
+        page = int(con.execute("PRAGMA page_size").fetchone()[0])
+        if size % 512:  # SQLite pages are powers of two from 512 bytes: a whole file is a multiple of 512
+            raise BadInput(f"{db} is truncated ({size} bytes, not a whole number of pages); move it away (or "
+                           f"restore it from a backup) or use another --home")
         pages = int(con.execute("PRAGMA page_count").fetchone()[0])
-        size, wal = db.stat().st_size, db.with_name(db.name + "-wal")
+        wal = db.with_name(db.name + "-wal")
         settled = not wal.exists() or wal.stat().st_size == 0  # no pages waiting in the WAL
         if size % page or (settled and size < pages * page):
             raise BadInput(f"{db} is truncated ({size} bytes, not the {pages * page} its header says); move it "
                            f"away (or restore it from a backup) or use another --home")
-        row = con.execute("SELECT name FROM sqlite_master WHERE type='table' AND name='meta'").fetchone()
-        if row is None:
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if tables and "meta" not in tables:
+            raise BadInput(f"{db} holds no neuron-pilot store (its tables belong to another program); move it "
+                           f"away or use another --home")
+        if not tables:
             return None
         value = con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         return int(value[0]) if value else None
     except sqlite3.Error as exc:
+        if "malformed" in str(exc) and size % 512:
+            raise BadInput(f"{db} is truncated ({size} bytes, not a whole number of pages); move it away (or "
+                           f"restore it from a backup) or use another --home") from None
         raise explain(exc, db.parent) from None
     except ValueError:
         raise BadInput(f"{db} has an unreadable schema version; restore it from a backup or use another --home") from None
@@ -126,7 +140,8 @@ def explain(exc: BaseException, root: Path) -> BadInput:
         return BadInput(f"{db} is read-only; make it and its folder writable (chmod u+w) or use another --home")
     io = "disk i/o" in msg or "unable to open" in msg
     if "disk is full" in msg or "no space" in msg or (io and _disk_nearly_full(root)):
-        return BadInput(f"no space left on the device holding {root}; free disk space there, then try again")
+        return BadInput(f"no space left on the device holding {root}; free disk space there, then run the "
+                        f"command again")
     if "unable to open" in msg or "disk i/o" in msg:
         if _read_only_mount(root) or not os.access(root, os.W_OK):
             return BadInput(f"the lab home {root} is read-only (lab.db needs its folder writable for its WAL "

@@ -256,7 +256,7 @@ def load_study_file(path: str | Path) -> tuple[StudyFile, dict[str, Any], str]:
             for name in (f"{lang}.txt", f"{lang}.jsonl"):
                 if (corpus / name).exists() and not (corpus / name).is_file():
                     raise BadInput(f"{path}: corpus entry {corpus / name} is a folder (or not a regular file), not "
-                                   f"a text file; replace it with {name}, one document per line")
+                                   f"a text file; remove it and write {name} there, one document per line")
         missing = [lang for lang in parsed.languages.all
                    if not (corpus / f"{lang}.txt").is_file() and not (corpus / f"{lang}.jsonl").is_file()]
         if missing:

@@ -267,7 +267,73 @@ NEW_CASES: dict[str, tuple[Callable[[Kit], Path], str]] = {
                               "unknown protocol 'no-such-protocol'"),
     "protocol_invalid_toml": (lambda k: k.study(('name = "bad"', f'name = "bad"\nprotocol = "{_protocol_broken(k)}"')),
                               "is not valid TOML"),
+    # strict values (issue #20): the key is named, the value refused before anything is stored
+    "value_nan": (lambda k: k.study(("[identify]", "[identify]\ntop_rate = nan")), "[identify] top_rate: must be a finite"),
+    "value_inf": (lambda k: k.study(("[identify]", "[identify]\nfilter_rate = inf")), "[identify] filter_rate"),
+    "value_negative_inf": (lambda k: k.study(("[evaluate]", "[intervention]\nscale = -inf\n\n[evaluate]")),
+                           "[intervention] scale"),
+    "value_bool_for_int": (lambda k: k.study(("tokens_per_language = 1000", "tokens_per_language = true")),
+                           "[corpus] tokens_per_language: must be a whole number, not bool"),
+    "value_bool_for_float": (lambda k: k.study(("[identify]", "[identify]\ntop_m = false")),
+                             "[identify] top_m: must be a number, not bool"),
+    "value_number_as_string": (lambda k: k.study(("heldout_tokens = 128", 'heldout_tokens = "128"')),
+                               "[corpus] heldout_tokens: must be a whole number, not str"),
+    "value_float_for_int": (lambda k: k.study(("block_size = 64", "block_size = 64.0")), "[corpus] block_size"),
+    "value_negative": (lambda k: k.study(("seed = 2", "seed = -1")), "[study] seed"),
+    "value_huge": (lambda k: k.study(("seed = 2", "seed = 99999999999999")), "[study] seed"),
+    "value_huge_batch": (lambda k: k.study(("[evaluate]", "[evaluate]\nbatch_size = 9000000000")),
+                         "[evaluate] batch_size"),
+    "block_size_beyond_model_positions": (lambda k: k.study(("block_size = 64", "block_size = 4096")),
+                                          "longer than the model takes (512 positions"),
+    "block_size_beyond_gguf_context": (lambda k: k.study(("block_size = 64", "block_size = 128"),
+                                                          model=metadata_only_gguf(k.tmp / "c.gguf", "llama")),
+                                       "longer than the model takes (64 positions"),
+    "every_language_a_target": (lambda k: k.study(('all = ["en", "fr", "de", "sw"]', 'all = ["fr", "sw"]'),
+                                                  ('targets = ["sw"]', 'targets = ["fr", "sw"]')),
+                                "no high-resource language is left"),
+    "high_resource_empty": (lambda k: k.study(('targets = ["sw"]', 'targets = ["sw"]\nhigh_resource = []')),
+                            "allow_no_regression_check"),
+    "float16_on_cpu": (lambda k: k.study(('device = "cpu"', 'device = "cpu"\ndtype = "float16"')),
+                       'use dtype = "float32" or "bfloat16"'),
+    "criteria_nan": (lambda k: k.study(extra="\n[criteria]\nmin_gain_points = nan\n"),
+                     "[criteria] min_gain_points must be a number"),
+    "criteria_bool_for_number": (lambda k: k.study(extra="\n[criteria]\nmin_neurons_per_target = true\n"),
+                                 "[criteria] min_neurons_per_target must be a number"),
+    "criteria_string_for_number": (lambda k: k.study(extra='\n[criteria]\nmin_gain_points = "2"\n'),
+                                   "[criteria] min_gain_points must be a number"),
+    "criteria_number_for_bool": (lambda k: k.study(extra="\n[criteria]\nrequire_beats_control = 1\n"),
+                                 "[criteria] require_beats_control must be true or false"),
+    "protocol_threshold_nan": (lambda k: k.study(('name = "bad"', f'name = "bad"\nprotocol = "{_protocol_nan(k)}"')),
+                               "min_neurons_per_target = nan is not a finite number"),
+    "protocol_version_bool": (lambda k: k.study(('name = "bad"', f'name = "bad"\nprotocol = "{_protocol_version_bool(k)}"')),
+                              "protocol.version"),
+    # messages that help (issue #20)
+    "corpus_language_file_is_a_folder": (lambda k: _corpus_entry(k, lambda p: p.mkdir()), "is a folder"),
+    "corpus_language_file_unreadable": (lambda k: _corpus_entry(k, lambda p: p.symlink_to("/proc/self/mem")),
+                                        "cannot be read"),
+    "model_folder_without_weights": (lambda k: _broken_model(k, lambda p: p.unlink()), "has a config.json but no weights"),
+    "model_weights_only_pickle": (lambda k: _broken_model(k, _to_pickle_name), "pickle-based weights (pytorch_model.bin)"),
 }
+
+
+def _protocol_nan(k: Kit) -> Path:
+    return k.protocol(lambda t: t.replace("min_neurons_per_target = 1", "min_neurons_per_target = nan"))
+
+
+def _protocol_version_bool(k: Kit) -> Path:
+    return k.protocol(lambda t: t.replace("\nversion = 1\n", "\nversion = true\n", 1))
+
+
+def _corpus_entry(k: Kit, make: Callable[[Path], None]) -> Path:
+    c = k.corpus_copy()
+    (c / "sw.txt").unlink()
+    make(c / "sw.txt")
+    return k.study(corpus=c)
+
+
+def _to_pickle_name(p: Path) -> None:
+    """Weights under a pickle name only (the bytes do not matter: they must never be unpickled)."""
+    p.rename(p.with_name("pytorch_model.bin"))
 
 
 def _write(path: Path, data: bytes) -> Path:
@@ -373,6 +439,304 @@ def test_new_on_a_newer_schema_db_stores_nothing(lab_home: dict[str, Any], tmp_p
     before = stored(home)
     code, _, err = cli(capsys, "new", str(kit.study(name="second")), "--home", str(home))
     assert_bad_input(code, err, f"schema version {SCHEMA_VERSION + 1}", "upgrade neuron-pilot or use another --home")
+    assert stored(home) == before
+
+
+# ---- faults of the home and the store (issue #20): one line, exit 2, nothing written -------------------
+
+def raw_files(path: Path) -> dict[str, str]:
+    """sha256 of every file at or under `path`, the DB and its WAL files included ({} when absent)."""
+    if not path.exists() and not path.is_symlink():
+        return {}
+    if not path.is_dir():
+        return {".": hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "link"}
+    return {str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def _settle(home: Path) -> None:
+    """Fold the WAL into lab.db so the file alone holds every row (as after a clean shutdown)."""
+    con = sqlite3.connect(home / "lab.db")
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.execute("PRAGMA journal_mode=DELETE")
+    con.close()
+
+
+def _home_is_file(home: Path) -> Path:
+    shutil.rmtree(home)
+    home.write_text("not a folder\n", encoding="utf-8")
+    return home
+
+
+def _home_under_file(home: Path) -> Path:
+    shutil.rmtree(home)
+    home.write_text("not a folder\n", encoding="utf-8")
+    return home / "inner"
+
+
+def _home_loop(home: Path) -> Path:
+    shutil.rmtree(home)
+    a, b = home.parent / "loop-a", home.parent / "loop-b"
+    a.symlink_to(b)
+    b.symlink_to(a)
+    return a
+
+
+def _db_bytes(data: Callable[[bytes], bytes]) -> Callable[[Path], Path]:
+    def damage(home: Path) -> Path:
+        _settle(home)
+        db = home / "lab.db"
+        db.write_bytes(data(db.read_bytes()))
+        return home
+    return damage
+
+
+def _foreign_sqlite(home: Path) -> Path:
+    shutil.rmtree(home)
+    home.mkdir()
+    con = sqlite3.connect(home / "lab.db")
+    with con:
+        con.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)")
+        con.execute("INSERT INTO notes(text) VALUES ('someone else''s database')")
+    con.close()
+    return home
+
+
+def _empty_home(home: Path) -> Path:
+    shutil.rmtree(home)
+    home.mkdir()
+    return home
+
+
+def _no_home(home: Path) -> Path:
+    shutil.rmtree(home)
+    return home
+
+
+NOT_SQLITE = _db_bytes(lambda b: b"these bytes are a note, not a database\n" * 200)
+TRUNCATED = _db_bytes(lambda b: b[:5000])
+HEADER_ONLY = _db_bytes(lambda b: b[:60])
+
+# name: (damage the copied home → the --home to pass, argv, text the line must hold)
+HOME_CASES: dict[str, tuple[Callable[[Path], Path], list[str], str]] = {
+    "home_is_a_file_new": (_home_is_file, ["new", "{study}"], "is a file, not a folder"),
+    "home_is_a_file_status": (_home_is_file, ["status", "1"], "is a file, not a folder"),
+    "home_is_a_file_studies": (_home_is_file, ["studies"], "is a file, not a folder"),
+    "home_is_a_file_export": (_home_is_file, ["export", "1"], "is a file, not a folder"),
+    "home_under_a_file_new": (_home_under_file, ["new", "{study}"], "which is a file"),
+    "home_symlink_loop_new": (_home_loop, ["new", "{study}"], "symlink loop"),
+    "home_symlink_loop_studies": (_home_loop, ["studies"], "symlink loop"),
+    "db_not_sqlite_new": (NOT_SQLITE, ["new", "{study}"], "is not an SQLite database"),
+    "db_not_sqlite_status": (NOT_SQLITE, ["status", "1"], "is not an SQLite database"),
+    "db_not_sqlite_studies": (NOT_SQLITE, ["studies"], "is not an SQLite database"),
+    "db_not_sqlite_export": (NOT_SQLITE, ["export", "1"], "is not an SQLite database"),
+    "db_not_sqlite_run": (NOT_SQLITE, ["run", "1", "--headless"], "is not an SQLite database"),
+    "db_truncated_status": (TRUNCATED, ["status", "1"], "is truncated"),
+    "db_truncated_new": (TRUNCATED, ["new", "{study}"], "is truncated"),
+    "db_header_only_studies": (HEADER_ONLY, ["studies"], "is cut short"),
+    "db_foreign_sqlite_studies": (_foreign_sqlite, ["studies"], "holds no neuron-pilot store"),
+    "db_foreign_sqlite_decide": (_foreign_sqlite, ["decide", "1", "criteria", "go", "--rationale", "r", "--by", "me"],
+                                 "holds no neuron-pilot store"),
+    "no_store_status": (_empty_home, ["status", "1"], "no neuron-pilot store in"),
+    "no_store_studies": (_no_home, ["studies"], "no neuron-pilot store in"),
+    "no_store_export": (_no_home, ["export", "1", "--format", "md"], "no neuron-pilot store in"),
+    "no_store_run": (_empty_home, ["run", "1", "--headless"], "no neuron-pilot store in"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOME_CASES))
+def test_home_and_store_faults(case: str, lab_home: dict[str, Any], tmp_path: Path,
+                               capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Readers never create or migrate a store, and no fault of the home writes anything."""
+    damage, argv, expected = HOME_CASES[case]
+    home = tmp_path / "home"
+    shutil.copytree(lab_home["home"], home)
+    kit = Kit(tmp_path, lab_home["model"], lab_home["corpus"])
+    study = kit.study(name="second")
+    target = damage(home)
+    monkeypatch.chdir(tmp_path)
+    before = raw_files(home), raw_files(target), sorted(p.name for p in tmp_path.iterdir())
+    code, out, err = cli(capsys, *[a.replace("{study}", str(study)) for a in argv], "--home", str(target))
+    assert_bad_input(code, err, expected)
+    assert out == ""
+    assert (raw_files(home), raw_files(target), sorted(p.name for p in tmp_path.iterdir())) == before
+
+
+@pytest.fixture
+def read_only(tmp_path: Path) -> Any:
+    """Make a folder read-only for real: a read-only bind mount as root (root ignores modes), else chmod."""
+    import os
+    import subprocess
+
+    done: list[Callable[[], None]] = []
+
+    def make(folder: Path) -> None:
+        if os.geteuid() == 0:
+            subprocess.run(["mount", "--bind", str(folder), str(folder)], check=True)
+            done.append(lambda: subprocess.run(["umount", "--lazy", str(folder)], check=True))
+            subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)], check=True)
+        else:
+            for p in [folder, *folder.iterdir()]:
+                p.chmod(0o555 if p.is_dir() else 0o444)
+            done.append(lambda: [p.chmod(0o755 if p.is_dir() else 0o644) for p in [folder, *folder.iterdir()]])
+
+    yield make
+    for undo in reversed(done):
+        undo()
+
+
+@pytest.mark.parametrize("argv", [["new", "{study}"], ["decide", "1", "criteria", "go", "--rationale", "r", "--by", "me"],
+                                  ["studies"]], ids=["new", "decide", "studies"])
+def test_read_only_home(argv: list[str], lab_home: dict[str, Any], tmp_path: Path, read_only: Any,
+                        capsys: pytest.CaptureFixture[str]) -> None:
+    home = tmp_path / "home"
+    shutil.copytree(lab_home["home"], home)
+    _settle(home)
+    read_only(home)
+    study = Kit(tmp_path, lab_home["model"], lab_home["corpus"]).study(name="second")
+    before = raw_files(home)
+    code, out, err = cli(capsys, *[a.replace("{study}", str(study)) for a in argv], "--home", str(home))
+    assert_bad_input(code, err, "read-only")
+    assert raw_files(home) == before
+
+
+LOCKER = """
+import datetime as dt, socket, sqlite3, sys, time
+con = sqlite3.connect(sys.argv[1], isolation_level=None)
+now = dt.datetime.utcnow()
+con.execute("INSERT INTO lease(study_id, holder, pid, host, acquired_at, expires_at) VALUES (1, 'tester', 4242, ?, ?, ?)",
+            (socket.gethostname(), now, now + dt.timedelta(hours=1)))
+con.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+time.sleep(60)
+"""
+
+
+def test_locked_store_names_the_holder(lab_home: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lab.db locked past the timeout is one line naming who holds it (from the runner lease table)."""
+    import subprocess
+    import sys
+
+    home = tmp_path / "home"
+    shutil.copytree(lab_home["home"], home)
+    locker = subprocess.Popen([sys.executable, "-c", LOCKER, str(home / "lab.db")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert locker.stdout is not None and locker.stdout.readline().strip() == "locked"
+        monkeypatch.setenv("NEURON_PILOT_DB_TIMEOUT_S", "0.5")
+        before = stored(home)
+        study = Kit(tmp_path, lab_home["model"], lab_home["corpus"]).study(name="second")
+        code, _, err = cli(capsys, "new", str(study), "--home", str(home))
+        assert_bad_input(code, err, "is locked", "study 1 is run by tester (pid 4242")
+        assert stored(home) == before
+    finally:
+        locker.kill()
+        locker.wait()
+
+
+def test_full_disk_during_new_leaves_no_partial_schema(lab_home: dict[str, Any], tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite's own "database or disk is full" while creating lab.db: no lab.db, no home left behind."""
+    from lab.core import faults
+
+    home = tmp_path / "fresh-home"
+    study = Kit(tmp_path, lab_home["model"], lab_home["corpus"]).study(name="second")
+    monkeypatch.setenv(faults.FAULT_ENV, "dbfull:new")
+    try:
+        code, out, err = cli(capsys, "new", str(study), "--home", str(home))
+    finally:
+        faults.set_stage(None)
+    assert_bad_input(code, err, "no space left", "free disk space")
+    assert out == "" and not home.exists()
+
+
+def test_full_disk_during_export_leaves_no_file(lab_home: dict[str, Any], tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from lab.core import faults
+
+    home = tmp_path / "home"
+    shutil.copytree(lab_home["home"], home)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    before = stored(home)
+    monkeypatch.setenv(faults.FAULT_ENV, "enospc:export")
+    try:
+        code, _, err = cli(capsys, "export", "1", "-o", str(out_dir / "summary.json"), "--home", str(home))
+    finally:
+        faults.set_stage(None)
+    assert_bad_input(code, err, "no space left", "free disk space")
+    assert list(out_dir.iterdir()) == [] and stored(home) == before
+
+
+# ---- outputs never overwrite inputs (issue #20) --------------------------------------------------------
+
+def _socket_file(tmp: Path) -> Path:
+    import socket
+
+    path = tmp / "s.sock"
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(path))
+    sock.close()
+    return path
+
+
+def _link_to_db(tmp: Path) -> Path:
+    link = tmp / "innocent.json"
+    link.symlink_to(tmp / "home" / "lab.db")
+    return link
+
+
+# name: (the -o path, from the scratch folder holding home/; text the line must hold)
+OUTPUT_CASES: dict[str, tuple[Callable[[Path], Path], str]] = {
+    "output_is_the_db": (lambda t: t / "home" / "lab.db", "is the lab's store"),
+    "output_is_the_wal": (lambda t: t / "home" / "lab.db-wal", "is the lab's store"),
+    "output_is_a_symlink_to_the_db": (_link_to_db, "is the lab's store"),
+    "output_via_dotdot_to_the_db": (lambda t: t / "home" / "exports" / ".." / "lab.db", "is the lab's store"),
+    "output_in_artifacts": (lambda t: t / "home" / "artifacts" / "study-1" / "summary.json", "inside the lab's artifacts/"),
+    "output_is_the_artifacts_folder": (lambda t: t / "home" / "artifacts", "inside the lab's artifacts/"),
+    "output_in_logs": (lambda t: t / "home" / "logs" / "x.json", "inside the lab's logs/"),
+    "output_is_a_socket": (_socket_file, "not a regular file"),
+    "output_under_a_file": (lambda t: _write(t / "plain.txt", b"x") / "summary.json", "is a file, not a folder"),
+    "output_is_a_folder": (lambda t: t, "is a folder"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(OUTPUT_CASES))
+def test_export_never_overwrites_inputs(case: str, lab_home: dict[str, Any], tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    make, expected = OUTPUT_CASES[case]
+    home = tmp_path / "home"
+    shutil.copytree(lab_home["home"], home)
+    out = make(tmp_path)
+    before = stored(home), raw_files(home), raw_files(tmp_path / "plain.txt")
+    code, _, err = cli(capsys, "export", "1", "--format", "json", "-o", str(out), "--home", str(home))
+    assert_bad_input(code, err, expected)
+    assert (stored(home), raw_files(home), raw_files(tmp_path / "plain.txt")) == before
+
+
+# ---- usage errors: one line and the usage hint ---------------------------------------------------------
+
+USAGE_CASES: dict[str, tuple[list[str], str]] = {
+    "usage_unknown_command": (["frobnicate"], "invalid choice: 'frobnicate'"),
+    "usage_missing_argument": (["status"], "the following arguments are required: study"),
+    "usage_bad_choice": (["decide", "1", "identify", "maybe", "--rationale", "r", "--by", "me"], "invalid choice: 'maybe'"),
+    "usage_not_a_number": (["export", "1", "--full-tokens", "many"], "invalid int value: 'many'"),
+    "usage_unknown_option": (["studies", "--colour"], "unrecognized arguments: --colour"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(USAGE_CASES))
+def test_usage_errors_are_one_line(case: str, lab_home: dict[str, Any], tmp_path: Path,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    argv, expected = USAGE_CASES[case]
+    home = tmp_path / "home"
+    shutil.copytree(lab_home["home"], home)
+    before = stored(home)
+    code, out, err = cli(capsys, *argv, "--home", str(home))
+    line = assert_bad_input(code, err, expected)
+    assert "--help` for the usage" in line and out == ""
     assert stored(home) == before
 
 
@@ -503,9 +867,7 @@ def test_the_matrix_covers_every_listed_kind() -> None:
         "weights_damaged_after_new", "too_small_corpus", "new_on_newer_schema"}
     kinds = {"model_path_missing": "missing model path", "hub_id_while_offline": "hub id while offline",
              "architecture_without_adapter": "unsupported architecture",
-             "config_json_not_json": (lambda k: _broken_model(k, lambda p: (p.parent / "config.json").write_text("{oops")),
-                             "config.json is not a JSON object"),
-    "safetensors_truncated": "corrupt or truncated safetensors",
+             "safetensors_truncated": "corrupt or truncated safetensors",
              "gguf_architecture_transformers_cannot_read": "GGUF of an unsupported type",
              "corpus_not_utf8": "non-UTF-8 corpus", "corpus_file_empty": "empty language file",
              "too_small_corpus": "too-small language file", "task_unknown": "unknown task",

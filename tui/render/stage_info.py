@@ -9,6 +9,7 @@ from typing import Any, Optional
 from rich.console import Group, RenderableType
 from rich.text import Text
 
+from lab.core.text import escape_controls
 from tui.formatting import clip, fmt_value
 from tui.study_state import StageView
 
@@ -87,7 +88,7 @@ def stage_info(view: StageView, cfg: dict[str, Any], outcome: Optional[str] = No
         d = view.decision
         line = Text("Decision: ")
         line.append(d.verdict, style=VERDICT_STYLE.get(d.verdict, ""))
-        line.append(f" by {d.by} — {d.rationale}")
+        line.append(f" by {escape_controls(d.by)} — {escape_controls(d.rationale)}")
         parts.append(line)
     elif view.awaiting_decision:
         parts.append(Text("Awaiting your decision: press d to record go / no-go / revise.", style="bold magenta"))

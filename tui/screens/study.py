@@ -21,6 +21,7 @@ from textual.widgets import Footer, Header, OptionList, RichLog, Static, TabbedC
 from lab.run.runner import RunOutcome, Runner
 from lab.run.workers import StageWorker
 from lab.store import Decision, StageState, Store
+from lab.core.text import escape_controls
 from tui.bindings import STUDY_BINDINGS
 from tui.formatting import short_model
 from tui.lab_app import lab_app
@@ -85,7 +86,7 @@ class StudyScreen(Screen[None]):
         self.protocol = protocol
         self.cfg: dict[str, Any] = json.loads(self.study.config_json)
         self.languages: list[str] = list(self.cfg.get("languages", {}).get("all", []))
-        self.sub_title = f"{self.study.name} · study {self.study_id}"
+        self.sub_title = f"{escape_controls(self.study.name)} · study {self.study_id}"
         self.query_one("#study-info", Static).update(self._study_info())
         for line in self.store.logs(self.study_id, limit=100):
             self.write_log(line.stage, line.level, line.message)
@@ -311,7 +312,8 @@ class StudyScreen(Screen[None]):
         if decision is None:
             self.set_status("no decision recorded; press d on the stage to decide later")
             return
-        self.write_log(decision.stage, "info", f"decision: {decision.verdict} by {decision.by} — {decision.rationale}")
+        self.write_log(decision.stage, "info", f"decision: {decision.verdict} by {escape_controls(decision.by)} — "
+                       f"{escape_controls(decision.rationale)}")
         self.refresh_view()
         self.set_status(f"decision on {decision.stage} recorded: {decision.verdict}; continuing")
         lab_app(self).start_run(self.study_id)
