@@ -116,3 +116,31 @@ def test_pilot_verdict_with_inconclusive() -> None:
     assert combine_decisions(["go", "inconclusive", "no-go"]) == "no-go"
     assert combine_decisions(["go", "go"]) == "go"
     assert combine_decisions(["go", "revise"]) == "undecided"
+
+
+def test_stored_inconclusive_decision_makes_the_pilot_inconclusive(tmp_path, tiny_llama_dir, tiny_corpus_dir) -> None:
+    from lab.cli import main
+    from lab.gates.final import overall_verdict
+    from lab.gates.rules import recommend
+    from lab.store import Store
+    from lab.study.create import create_study
+    from protocols import load_protocol
+    from tests.helpers import write_study_toml
+
+    store = Store(tmp_path / "h")
+    study = create_study(store, write_study_toml(tmp_path / "s.toml", tiny_llama_dir, tiny_corpus_dir))
+    protocol = load_protocol(study.protocol, store.home.root)
+    # without the evaluate stage's per-item file the rule cannot decide, and says what to do
+    rec = recommend(store, study, protocol, protocol.get("evaluate"))
+    assert rec is not None and rec.verdict == "undecided" and "re-run the evaluate stage" in rec.reasons[0]
+    for stage in ("criteria", "identify", "reproduce"):
+        store.add_decision(study.id, stage, "go", "fine", "rule")
+    from lab.store import StageState
+
+    store.update_stage(study.id, "evaluate", state=StageState.done)  # `decide` needs a finished stage
+    assert main(["decide", str(study.id), "evaluate", "inconclusive", "--rationale", "CI straddles 1 point",
+                 "--by", "Ana", "--home", str(tmp_path / "h")]) == 0
+    v = overall_verdict(store, study)
+    assert v.verdict == "inconclusive" and any("evaluate: inconclusive (Ana)" in r for r in v.reasons)
+    store.add_decision(study.id, "reproduce", "no-go", "not specific", "rule")
+    assert overall_verdict(store, study).verdict == "no-go"
