@@ -204,6 +204,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     for st in data["stages"]:
         d = st["decision"]
         dec = f"  decision: {d['verdict']} by {escape_controls(d['by'])}" if d else ""
+        rule = (st.get("gate") or {}).get("recommendation")
+        dec += f"  (rule: {rule})" if rule and (not d or d["verdict"] != rule) else ""
         err = f"  ({escape_controls(st['error'])})" if st["error"] and st["status"] != "done" else ""
         print(f"  {st['name']:<10} {st['status']:<12}{dec}{err}")
     print(f"verdict: {data['verdict']['decision']}")

@@ -17,7 +17,7 @@ body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: 
 h1 { font-size: 1.6em; margin-bottom: .3em; }
 h2 { font-size: 1.25em; border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 1.6em; }
 .verdict { display: inline-block; padding: .15em .6em; border-radius: 4px; font-weight: 700; color: #fff; }
-.verdict-go { background: #1b7f3b; } .verdict-no-go { background: #b3261e; } .verdict-undecided { background: #8a6d00; }
+.verdict-go { background: #1b7f3b; } .verdict-no-go { background: #b3261e; } .verdict-undecided { background: #8a6d00; } .verdict-inconclusive { background: #6a3d9a; }
 p.strong { font-weight: 600; }
 table { border-collapse: collapse; margin: .4em 0 1em; font-size: 12.5px; }
 th, td { border: 1px solid #d0d0d0; padding: 3px 7px; text-align: left; vertical-align: top; }

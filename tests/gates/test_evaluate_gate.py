@@ -118,7 +118,8 @@ def test_pilot_verdict_with_inconclusive() -> None:
     assert combine_decisions(["go", "revise"]) == "undecided"
 
 
-def test_stored_inconclusive_decision_makes_the_pilot_inconclusive(tmp_path, tiny_llama_dir, tiny_corpus_dir) -> None:
+def test_stored_inconclusive_decision_makes_the_pilot_inconclusive(tmp_path, tiny_llama_dir, tiny_corpus_dir,
+                                                                   capsys) -> None:
     from lab.cli import main
     from lab.gates.final import overall_verdict
     from lab.gates.rules import recommend
@@ -142,5 +143,9 @@ def test_stored_inconclusive_decision_makes_the_pilot_inconclusive(tmp_path, tin
                  "--by", "Ana", "--home", str(tmp_path / "h")]) == 0
     v = overall_verdict(store, study)
     assert v.verdict == "inconclusive" and any("evaluate: inconclusive (Ana)" in r for r in v.reasons)
+    capsys.readouterr()
+    assert main(["status", str(study.id), "--home", str(tmp_path / "h")]) == 0
+    out = capsys.readouterr().out
+    assert "decision: inconclusive by Ana" in out and out.rstrip().endswith("verdict: inconclusive")
     store.add_decision(study.id, "reproduce", "no-go", "not specific", "rule")
     assert overall_verdict(store, study).verdict == "no-go"
