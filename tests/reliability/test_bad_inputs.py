@@ -792,7 +792,19 @@ MODEL_STAGE_CASES: dict[str, tuple[Callable[[Kit], Path], str]] = {
     "config_json_does_not_fit_its_model_type": (_inconsistent_config, "does not fit its model_type"),
     "gguf_architecture_transformers_cannot_read": (lambda k: k.study(model=metadata_only_gguf(k.tmp / "r.gguf", "rwkv6")),
                                                    "rwkv6 is not supported"),
+    "weights_of_the_wrong_shape": (lambda k: _broken_model(k, _halve_one_tensor),
+                                   "weight model.layers.0.mlp.gate_proj.weight in model.safetensors has shape [32, 32]"),
 }
+
+
+def _halve_one_tensor(p: Path) -> None:
+    """The weights of a smaller model under the same config.json: one tensor has half its rows."""
+    from safetensors.numpy import load_file, save_file
+
+    tensors = load_file(str(p))
+    key = "model.layers.0.mlp.gate_proj.weight"
+    tensors[key] = tensors[key][: tensors[key].shape[0] // 2].copy()
+    save_file(tensors, str(p), metadata={"format": "pt"})
 
 
 @pytest.mark.parametrize("case", sorted(MODEL_STAGE_CASES))
@@ -804,6 +816,19 @@ def test_model_stage_refuses(case: str, lab_home: dict[str, Any], tmp_path: Path
     sid = _new_then_criteria(capsys, home, build(kit))
     line = _stage_refuses(capsys, home, sid, "model", expected)
     assert "Traceback" not in line
+
+
+@pytest.mark.slow
+def test_pickle_weights_put_in_place_after_new_are_never_loaded(lab_home: dict[str, Any], tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """A pickle swapped in after `new`: refused by name with the safe way out, never unpickled."""
+    kit = Kit(tmp_path, lab_home["model"], lab_home["corpus"])
+    model = kit.model_copy()
+    home = tmp_path / "home"
+    sid = _new_then_criteria(capsys, home, kit.study(model=model))
+    (model / "model.safetensors").rename(model / "pytorch_model.bin")
+    line = _stage_refuses(capsys, home, sid, "model", "pickle-based weights", "convert them to safetensors")
+    assert "weights_only=False" not in line
 
 
 def test_weights_damaged_after_new_are_refused_by_the_model_stage(lab_home: dict[str, Any], tmp_path: Path,

@@ -354,3 +354,65 @@ def test_sync_stages_adds_a_stage_the_protocol_gained_in_protocol_order(tmp_path
     assert [r.stage for r in rows] == ["a", "b", "c", "d"]
     assert rows[1].state == StageState.done and rows[2].state == StageState.pending
     assert store.sync_stages(study.id, ["a", "b", "c", "d"]) == []  # idempotent
+
+
+RACER = """
+import sys
+import time
+from lab.core.errors import BadInput
+from lab.store import Store
+
+store = Store(sys.argv[1], create=False)
+
+
+real_pid_alive = sys.modules["lab.store.db"].pid_alive
+
+
+def slow_pid_alive(pid):  # the holder's liveness check, slowed: every racer reads the row before any writes
+    time.sleep(0.5)
+    return real_pid_alive(pid)
+
+
+for module in ("lab.store.db", "lab.store.leases"):
+    if hasattr(sys.modules.get(module), "pid_alive"):
+        sys.modules[module].pid_alive = slow_pid_alive
+print("ready", flush=True)
+sys.stdin.readline()
+try:
+    store.acquire_lease(int(sys.argv[2]), "racer")
+    print("won", flush=True)
+except BadInput:
+    print("lost", flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_a_dead_runners_lease_is_taken_by_exactly_one_of_several_racing_runners(tmp_path: Path) -> None:
+    """Issue #15 point 7: the takeover is decided and written as one compare-and-swap, so runners that
+    read the same stale row cannot both take it (before, each deleted the other's new lease). The
+    racers' liveness check is slowed so that all of them read the row before any of them writes."""
+    store = Store(tmp_path)
+    sid = _study(store)
+    for _ in range(3):
+        with store.engine.begin() as conn:
+            conn.execute(text("DELETE FROM lease"))
+            conn.execute(text("INSERT INTO lease(study_id, holder, pid, host, acquired_at, expires_at) "
+                              "VALUES(:s, 'gone', :p, :h, :a, :e)"),
+                         {"s": sid, "p": _dead_pid(), "h": socket.gethostname(), "a": utcnow(),
+                          "e": utcnow() + dt.timedelta(seconds=60)})  # unexpired, but its runner died
+        racers = [_py(RACER, str(tmp_path), str(sid), stdin=subprocess.PIPE) for _ in range(4)]
+        try:
+            for r in racers:
+                assert r.stdout is not None and r.stdout.readline().strip() == "ready"
+            for r in racers:  # release them together
+                assert r.stdin is not None
+                r.stdin.write("\n")
+                r.stdin.flush()
+            results = [r.stdout.readline().strip() for r in racers if r.stdout is not None]
+            lease = store.lease(sid)
+        finally:
+            for r in racers:
+                r.communicate("\n", timeout=60)
+        assert sorted(results) == ["lost", "lost", "lost", "won"], results
+        winner = racers[results.index("won")]
+        assert lease is not None and lease.holder == "racer" and lease.pid == winner.pid
