@@ -40,6 +40,17 @@ def _umask() -> int:
     return mask
 
 
+def _has_reader(fifo: Path) -> None:
+    """Opening a pipe nobody reads blocks forever; a closed reader (`| head`) is a BrokenPipeError."""
+    try:
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:
+            raise BrokenPipeError(errno.EPIPE, f"nobody reads {fifo}") from None
+        raise BadInput(f"cannot write {fifo} ({exc.strerror}); give another path") from None
+    os.close(fd)
+
+
 def _parent_folder(path: Path) -> None:
     """Create `path`'s folder; one line when a part of it is a file or cannot be made."""
     try:
@@ -67,6 +78,8 @@ def atomic_write(path: Path, writer: Callable[[Path], None]) -> None:
     except OSError as exc:
         raise BadInput(f"cannot write {path} ({exc.strerror}); give another path") from None
     if mode is not None and (stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)):
+        if stat.S_ISFIFO(mode):
+            _has_reader(path)
         writer(path)  # a terminal, /dev/null or a pipe (/dev/stdout): a stream, never renamed over
         return
     if mode is not None and not stat.S_ISREG(mode):

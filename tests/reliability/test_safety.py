@@ -324,3 +324,113 @@ def test_an_artifact_row_pointing_outside_the_home_is_never_read(full_run: dict[
         console.print(renderable)
     shown = console.export_text()
     assert "ppxc.json" in shown and "OUTSIDE-MARK" not in shown  # listed, never opened
+
+
+# ---- outputs, names and pipes (issue #20) -------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def two_studies(tmp_path_factory: pytest.TempPathFactory, tiny_llama_dir: Path, tiny_corpus_dir: Path) -> Path:
+    """A home with two studies whose names and decision carry terminal control characters."""
+    from lab.cli import main
+    from tests.helpers import write_study_toml
+
+    root = tmp_path_factory.mktemp("names")
+    home = root / "home"
+    for i, name in enumerate(["clear\\u001b[2Jscreen", "bell\\u0007and\\u202ebidi"]):
+        study = write_study_toml(root / f"s{i}.toml", tiny_llama_dir, tiny_corpus_dir, name=f"n{i}")
+        study.write_text(study.read_text(encoding="utf-8").replace(f'name = "n{i}"', f'name = "{name}"'),
+                         encoding="utf-8")
+        assert main(["new", str(study), "--home", str(home)]) == 0
+    from lab.store import Store
+
+    Store(home, create=False).add_decision(1, "criteria", "go", "fine\x1b]0;pwned\x07", "ev\x1bil")
+    return home
+
+
+CONTROL = ("\x1b", "\x07", "\u202e")
+
+
+def test_names_are_printed_with_control_characters_escaped(two_studies: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from lab.cli import main
+
+    for argv in (["studies"], ["status", "1"], ["status", "2"]):
+        capsys.readouterr()
+        assert main([*argv, "--home", str(two_studies)]) == 0
+        out = capsys.readouterr().out
+        assert not any(c in out for c in CONTROL), (argv, out)
+    assert main(["studies", "--home", str(two_studies)]) == 0
+    out = capsys.readouterr().out
+    assert "clear\\x1b[2Jscreen" in out and "bell\\x07and\\u202ebidi" in out
+    assert main(["status", "1", "--home", str(two_studies)]) == 0
+    assert "by ev\\x1bil" in capsys.readouterr().out
+
+
+def test_markdown_and_csv_exports_escape_control_characters(two_studies: Path, tmp_path: Path) -> None:
+    from lab.cli import main
+
+    md, csv = tmp_path / "one.md", tmp_path / "both.csv"
+    assert main(["export", "1", "--format", "md", "-o", str(md), "--home", str(two_studies)]) == 0
+    assert main(["export", "--compare", "1", "2", "--format", "csv", "-o", str(csv), "--home", str(two_studies)]) == 0
+    for path in (md, csv):
+        text = path.read_text(encoding="utf-8")
+        assert not any(c in text for c in CONTROL), path
+    assert "clear\\\\x1b\\[2Jscreen" in md.read_text(encoding="utf-8")  # escaped, then made inert for Markdown
+    assert "clear\\x1b[2Jscreen" in csv.read_text(encoding="utf-8")
+
+
+def test_escape_controls_keeps_ordinary_text() -> None:
+    from lab.core.text import escape_controls
+
+    assert escape_controls("Kiswahili — اردو, हिन्दी") == "Kiswahili — اردو, हिन्दी"
+    assert escape_controls("a\tb\nc\x00\x7f\x85\u200b") == "a\\x09b\\x0ac\\x00\\x7f\\x85\\u200b"
+    assert escape_controls(None) == ""
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o077, 0o002])
+def test_exports_get_the_users_umask_and_keep_an_existing_files_mode(mask: int, two_studies: Path,
+                                                                     tmp_path: Path) -> None:
+    from lab.cli import main
+
+    out = tmp_path / "summary.json"
+    old = os.umask(mask)
+    try:
+        assert main(["export", "1", "-o", str(out), "--home", str(two_studies)]) == 0
+        assert out.stat().st_mode & 0o777 == 0o666 & ~mask
+        out.chmod(0o640)
+        assert main(["export", "1", "-o", str(out), "--home", str(two_studies)]) == 0
+        assert out.stat().st_mode & 0o777 == 0o640
+    finally:
+        os.umask(old)
+
+
+def test_a_character_device_is_written_to_never_replaced(two_studies: Path, tmp_path: Path) -> None:
+    import stat
+
+    from lab.cli import main
+
+    before = os.stat("/dev/null")
+    assert main(["export", "1", "-o", "/dev/null", "--home", str(two_studies)]) == 0
+    after = os.stat("/dev/null")
+    assert stat.S_ISCHR(after.st_mode) and (after.st_ino, after.st_rdev) == (before.st_ino, before.st_rdev)
+    assert not list(Path("/dev").glob(".null.*"))  # no temp file beside it
+
+
+def test_export_to_a_pipe_streams_into_it(two_studies: Path) -> None:
+    """`export -o /dev/stdout | jq`: the pipe is written to directly (the JSON arrives whole)."""
+    res = subprocess.run([sys.executable, "-m", "lab.cli", "export", "1", "-o", "/dev/stdout", "--home",
+                          str(two_studies)], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    body = res.stdout[: res.stdout.rindex("}") + 1]
+    assert json.loads(body)["study"]["id"] == 1
+
+
+@pytest.mark.parametrize("argv", [["status", "1"], ["studies", "--json"], ["export", "1", "-o", "/dev/stdout"]])
+def test_a_closed_stdout_pipe_ends_quietly(argv: list[str], two_studies: Path) -> None:
+    """`neuron-pilot status 1 | head -1`: the reader is gone before we write; no traceback, no message."""
+    proc = subprocess.Popen([sys.executable, "-m", "lab.cli", *argv, "--home", str(two_studies)], cwd=PROJECT_ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader goes away at once, as `head` does after its line
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) in (0, 141) and err == ""

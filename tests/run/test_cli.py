@@ -295,3 +295,19 @@ def test_new_validates_and_stores_without_importing_torch(tmp_path: Path) -> Non
     assert res.returncode == 0, res.stderr[-2000:]
     assert json.loads(res.stdout.strip().splitlines()[-1]) == {"torch": False, "transformers": False, "lm_eval": False}
     assert [s.name for s in Store(tmp_path / "home").studies()] == ["demo-pilot"]
+
+
+def test_root_home_is_not_overwritten_by_the_subcommand_default(made: dict[str, Any], tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue #15 point 7: `neuron-pilot --home X status 1` reads X, not $NEURON_PILOT_HOME or the default."""
+    from lab.cli import main
+
+    elsewhere = tmp_path / "elsewhere"
+    monkeypatch.setenv("NEURON_PILOT_HOME", str(elsewhere))
+    for argv in (["--home", str(made["home"]), "status", "1"], ["--home", str(made["home"]), "studies", "--json"],
+                 ["--home", str(tmp_path / "wrong"), "status", "1", "--home", str(made["home"])]):
+        capsys.readouterr()
+        assert main(argv) == 0, capsys.readouterr().err
+        assert "pilot" in capsys.readouterr().out
+    assert not elsewhere.exists() and not (tmp_path / "wrong").exists()  # a reader creates no home either
