@@ -321,9 +321,10 @@ def test_split_point_keeps_halves_disjoint_and_refuses_too_little_text() -> None
 
     assert split_point(2000, 128, "lape") == 8 * 128  # 16 blocks (the last short): half 1 = the first 8
     assert split_point(256, 128, "lape") == 128
-    assert split_point(512, 128, "act_prob_90p") == 256  # each half still splits into threshold + score
+    assert split_point(512, 128, "act_prob_90p_published") == 256  # each half still splits into threshold + score
     with pytest.raises(BadInput, match="tokens_per_language to at least 512"):
-        split_point(384, 128, "act_prob_90p")
+        split_point(384, 128, "act_prob_90p_published")
+    assert split_point(384, 128, "act_prob_90p") == 128  # the pooled method needs one sample per half
     with pytest.raises(BadInput, match="at least 2 blocks"):
         split_point(100, 128, "lape")
 
