@@ -131,15 +131,46 @@ def _one_line(err: ValidationError, source: str) -> str:
     return f"protocol {source}: {loc}: {msg}{fix}"
 
 
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true or false"
+    return "a number" if isinstance(value, (int, float)) else "text"
+
+
+def _shipped_params() -> dict[str, Any]:
+    """The gate thresholds of the shipped protocols, read as plain TOML (their kinds are the reference)."""
+    out: dict[str, Any] = {}
+    for path in sorted(SHIPPED.glob("*.toml")):
+        try:
+            for stage in tomllib.loads(path.read_text(encoding="utf-8")).get("stage", []):
+                out.update((stage.get("gate") or {}).get("params") or {})
+        except (OSError, tomllib.TOMLDecodeError, AttributeError):
+            continue
+    return out
+
+
+def check_param_kinds(protocol: Protocol, source: str) -> None:
+    """A user protocol's threshold that a shipped protocol also has must be of the same kind: a
+    boolean or a quoted "1.0" where the gate rules compare a number would pass silently."""
+    shipped = _shipped_params()
+    for stage in protocol.stage:
+        for key, value in (stage.gate.params if stage.gate else {}).items():
+            if key in shipped and _kind(value) != _kind(shipped[key]):
+                raise ProtocolError(f"protocol {source}: stage.{stage.name}.gate.params.{key} must be "
+                                    f"{_kind(shipped[key])} (like {shipped[key]!r}), not {value!r}; fix the value")
+
+
 def parse_protocol(text: str, source: str = "protocol") -> Protocol:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ProtocolError(f"protocol {source} is not valid TOML: {exc}; fix the syntax") from None
     try:
-        return Protocol.model_validate(data)
+        protocol = Protocol.model_validate(data)
     except ValidationError as exc:
         raise ProtocolError(_one_line(exc, source)) from None
+    check_param_kinds(protocol, source)
+    return protocol
 
 
 def search_paths(home: Optional[Path] = None) -> list[Path]:

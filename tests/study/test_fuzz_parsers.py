@@ -213,3 +213,90 @@ def test_fuzz_mutated_protocol_through_validate(scratch: dict[str, Any], data: s
     path = scratch["root"] / "with-protocol.toml"
     path.write_text(tomli_w.dumps(study), encoding="utf-8")
     _validate(path, scratch["home"])
+
+
+# ---- every numeric key against NaN, ±inf, booleans, quoted numbers, huge and negative values (issue #20) ----
+
+def _numeric_study_keys() -> list[tuple[str, str]]:
+    """(section, key) of every int or float key of the study file, read from its schema."""
+    out = []
+    for section, field in StudyFile.model_fields.items():
+        for key, sub in getattr(field.annotation, "model_fields", {}).items():
+            if any(t in (int, float) for t in (sub.annotation, *getattr(sub.annotation, "__args__", ()))):
+                out.append((section, key))
+    return out
+
+
+NUMERIC_STUDY_KEYS = _numeric_study_keys()
+NUMERIC_THRESHOLDS = sorted(k for k, v in load_protocol("lsn-staged").gate_params().items()
+                            if isinstance(v, (int, float)) and not isinstance(v, bool))
+ALWAYS_WRONG = st.one_of(st.sampled_from([float("nan"), float("inf"), float("-inf"), True, False]),
+                         st.floats(allow_nan=False).map(str), st.integers(-10**6, 10**6).map(str))
+EXTREME = st.one_of(st.integers(2**40, 2**63 - 1), st.integers(-2**63, -1), st.floats(1e12, 1e308),
+                    st.floats(-1e308, -1e-9))
+NUMERIC_FUZZ = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                               HealthCheck.function_scoped_fixture])
+
+
+def test_the_numeric_keys_are_all_found() -> None:
+    """The fuzz below reaches every numeric key the schema has (a new key is fuzzed without edits here)."""
+    assert len(NUMERIC_STUDY_KEYS) >= 20 and ("corpus", "tokens_per_language") in NUMERIC_STUDY_KEYS
+    assert ("identify", "top_rate") in NUMERIC_STUDY_KEYS and ("generate", "temperature") in NUMERIC_STUDY_KEYS
+    assert {"min_gain_points", "min_neurons_per_target"} <= set(NUMERIC_THRESHOLDS)
+
+
+def _write(scratch: dict[str, Any], doc: dict[str, Any], name: str = "numeric.toml") -> Path:
+    path = scratch["root"] / name
+    path.write_text(tomli_w.dumps(doc), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("section,key", NUMERIC_STUDY_KEYS, ids=[f"{s}.{k}" for s, k in NUMERIC_STUDY_KEYS])
+@NUMERIC_FUZZ
+@given(bad=ALWAYS_WRONG, extreme=EXTREME)
+def test_fuzz_every_numeric_study_key(scratch: dict[str, Any], section: str, key: str, bad: Any, extreme: Any) -> None:
+    """NaN, ±inf, a boolean or a quoted number is refused naming the key; a huge or negative value is
+    refused naming the key or accepted as a finite number within the key's bounds."""
+    doc = copy.deepcopy(scratch["valid"])
+    doc.setdefault(section, {})[key] = bad
+    with pytest.raises(BadInput) as exc:
+        validate(_write(scratch, doc), scratch["home"])
+    one_line(exc.value)
+    assert f"[{section}] {key}" in str(exc.value)
+    doc[section][key] = extreme
+    try:
+        parsed, cfg, _, _ = validate(_write(scratch, doc), scratch["home"])
+    except BadInput as err:
+        one_line(err)
+        assert f"[{section}] {key}" in str(err) or "block_size" in str(err)  # a long block is also the model's limit
+    else:
+        stored = cfg[section][key]
+        assert stored == extreme and not isinstance(stored, bool) and abs(stored) < float("inf")
+
+
+@pytest.mark.parametrize("key", NUMERIC_THRESHOLDS)
+@NUMERIC_FUZZ
+@given(bad=ALWAYS_WRONG)
+def test_fuzz_every_criteria_threshold(scratch: dict[str, Any], key: str, bad: Any) -> None:
+    doc = {**copy.deepcopy(scratch["valid"]), "criteria": {key: bad}}
+    with pytest.raises(BadInput) as exc:
+        validate(_write(scratch, doc), scratch["home"])
+    one_line(exc.value)
+    assert f"[criteria] {key}" in str(exc.value)
+
+
+@pytest.mark.parametrize("key", NUMERIC_THRESHOLDS)
+@NUMERIC_FUZZ
+@given(bad=ALWAYS_WRONG)
+def test_fuzz_every_protocol_threshold(scratch: dict[str, Any], key: str, bad: Any) -> None:
+    """The same values as a protocol file's gate thresholds: refused naming the threshold."""
+    proto_doc = tomllib.loads(SHIPPED_TEXT)
+    for stage in proto_doc["stage"]:
+        params = (stage.get("gate") or {}).get("params") or {}
+        if key in params:
+            params[key] = bad
+    proto = _write(scratch, proto_doc, "numeric-protocol.toml")
+    with pytest.raises(ProtocolError) as exc:
+        parse_protocol(proto.read_text(encoding="utf-8"), source=proto.name)
+    one_line(exc.value)
+    assert key in str(exc.value)
