@@ -15,8 +15,10 @@ from typing import Any
 
 import pytest
 
+from lab.core.errors import BadInput
 from lab.core.events import KINDS, Event
 from lab.core.paths import PROJECT_ROOT
+from lab.run.runner import Runner
 from lab.store import StageState, Store
 from lab.study.create import create_study
 from protocols import load_protocol
@@ -164,3 +166,8 @@ def test_exit_code_2_for_bad_input(lab: dict[str, Any]) -> None:
     _one_line_error(worker(home, custom.id, "--stage", "dream"), "not_built_anywhere", "not a stage implementation")
     run = store.stage_run(int(custom.id), "dream")  # type: ignore[arg-type]
     assert (run.state, run.attempts) == (StageState.pending, 0)
+    # the runner refuses the same protocol before it takes the lease or starts any stage (criteria included)
+    with pytest.raises(BadInput, match="stage 'dream' runs 'not_built_anywhere', which is not a stage implementation"):
+        Runner(store, int(custom.id)).run()  # type: ignore[arg-type]
+    assert store.lease(int(custom.id)) is None  # type: ignore[arg-type]
+    assert [r.state for r in store.stage_runs(int(custom.id))] == [StageState.pending] * 2  # type: ignore[arg-type]
