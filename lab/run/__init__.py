@@ -1,1 +1,1 @@
-"""Running stages: the runner (coordinator, leases) and the stage worker process."""
+"""Running stages: the runner (order, gates, lease), the worker lifecycle API (workers) and the worker process."""
