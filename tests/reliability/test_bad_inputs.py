@@ -901,3 +901,38 @@ def test_the_matrix_covers_every_listed_kind() -> None:
              "newer_schema_run": "DB of a newer schema", "identify_output_modified": "tampered artifact"}
     assert set(kinds) <= cases
     assert len(cases) >= 50
+
+
+SINGLE_CASES = {"weights_damaged_after_new", "too_small_corpus", "new_on_newer_schema", "read_only_home_new",
+                "read_only_home_decide", "read_only_home_studies", "locked_store", "full_disk_new", "full_disk_export",
+                "pickle_weights_after_new"}
+
+
+def all_cases() -> set[str]:
+    """Every distinct bad input or fault the matrix runs (docs/reliability.md gives this number)."""
+    tables = (NEW_CASES, COMMAND_CASES, MODEL_STAGE_CASES, TAMPER_CASES, HOME_CASES, OUTPUT_CASES, USAGE_CASES)
+    names = [name for table in tables for name in table] + sorted(SINGLE_CASES)
+    assert len(names) == len(set(names)), "a case name is used twice"
+    return set(names)
+
+
+def test_the_matrix_covers_every_class_of_issue_20() -> None:
+    """Each class of issue #20 has several cases; each case above asserts exit 2, exactly one line on
+    stderr (`error: what; how`), no traceback, and the store's rows and files unchanged."""
+    cases = all_cases()
+    classes = {
+        "outputs never overwrite inputs": [c for c in OUTPUT_CASES] + ["full_disk_export"],
+        "faults of the home and store": [c for c in HOME_CASES] + ["read_only_home_new", "read_only_home_decide",
+                                                                   "read_only_home_studies", "locked_store",
+                                                                   "full_disk_new", "newer_schema_status"],
+        "strict values": [c for c in NEW_CASES if c.startswith(("value_", "criteria_", "protocol_threshold",
+                                                                  "protocol_version", "block_size", "float16"))]
+        + ["every_language_a_target", "high_resource_empty"],
+        "messages that help": ["corpus_language_file_is_a_folder", "corpus_language_file_unreadable",
+                               "model_folder_without_weights", "model_weights_only_pickle", "weights_of_the_wrong_shape",
+                               "pickle_weights_after_new", *USAGE_CASES],
+    }
+    for name, members in classes.items():
+        assert set(members) <= cases, name
+        assert len(members) >= 4, name
+    assert len(cases) == 120  # docs/reliability.md: "The matrix covers 120 distinct bad inputs and faults"
