@@ -547,10 +547,10 @@ def test_html_renders_in_headless_chromium(exports: dict[str, Path], tmp_path: P
     probed.write_text(page.read_text(encoding="utf-8").replace("</body>", PROBE + "</body>"), encoding="utf-8")
     res = _chromium(["--dump-dom", probed.as_uri()], tmp_path / "profile-dom")
     assert res.returncode == 0, res.stderr[-2000:]
-    assert 'data-images="3"' in res.stdout and 'data-decoded="yes"' in res.stdout
-    assert res.stdout.count("<img ") == 3
+    assert 'data-images="4"' in res.stdout and 'data-decoded="yes"' in res.stdout
+    assert res.stdout.count("<img ") == 4
     console = [line for line in res.stderr.splitlines() if "CONSOLE" in line]
-    assert any("probe-ran 3" in line for line in console), res.stderr[-2000:]  # the console log is captured
+    assert any("probe-ran 4" in line for line in console), res.stderr[-2000:]  # the console log is captured
     assert not [line for line in console if "Uncaught" in line or ":ERROR:" in line]
     assert "Refused to" not in res.stderr and "Failed to load" not in res.stderr
 
