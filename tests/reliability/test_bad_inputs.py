@@ -576,9 +576,10 @@ def read_only(tmp_path: Path) -> Any:
             done.append(lambda: subprocess.run(["umount", "--lazy", str(folder)], check=True))
             subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)], check=True)
         else:
-            for p in [folder, *folder.iterdir()]:
+            paths = [folder, *folder.iterdir()] if folder.is_dir() else [folder]
+            for p in paths:
                 p.chmod(0o555 if p.is_dir() else 0o444)
-            done.append(lambda: [p.chmod(0o755 if p.is_dir() else 0o644) for p in [folder, *folder.iterdir()]])
+            done.append(lambda: [p.chmod(0o755 if p.is_dir() else 0o644) for p in paths])
 
     yield make
     for undo in reversed(done):
@@ -592,7 +593,7 @@ def test_read_only_home(argv: list[str], lab_home: dict[str, Any], tmp_path: Pat
     home = tmp_path / "home"
     shutil.copytree(lab_home["home"], home)
     _settle(home)
-    read_only(home)
+    read_only(home if argv[0] != "decide" else home / "lab.db")  # decide: only the DB file is read-only
     study = Kit(tmp_path, lab_home["model"], lab_home["corpus"]).study(name="second")
     before = raw_files(home)
     code, out, err = cli(capsys, *[a.replace("{study}", str(study)) for a in argv], "--home", str(home))
@@ -936,3 +937,18 @@ def test_the_matrix_covers_every_class_of_issue_20() -> None:
         assert set(members) <= cases, name
         assert len(members) >= 4, name
     assert len(cases) == 120  # docs/reliability.md: "The matrix covers 120 distinct bad inputs and faults"
+
+
+def test_float16_that_resolves_to_the_cpu_is_refused_by_the_model_stage() -> None:
+    """`new` refuses an explicit cpu + float16; with device "auto" the device is known only where the
+    model loads, so the model stage refuses it there in one line (and a GPU keeps float16)."""
+    import torch
+
+    from lab.core.errors import BadInput
+    from lab.model.loading import pick_dtype
+
+    with pytest.raises(BadInput) as exc:
+        pick_dtype("float16", torch.device("cpu"))
+    assert "no CUDA GPU is visible" in str(exc.value) and 'use dtype = "float32" or "bfloat16"' in str(exc.value)
+    assert pick_dtype("float16", torch.device("cuda")) == torch.float16
+    assert pick_dtype("auto", torch.device("cpu")) == torch.float32
