@@ -15,7 +15,9 @@ Conventions (docs/reproduce.md): row A = whose neurons were switched off, column
 Diagonal dominance of B: B's own set raises B's NLL strictly more than every other language's set,
 and by more than zero. Control ratio of B: own-language PPL increase of the identified set divided by
 that of the random control set, with the denominator floored at CONTROL_FLOOR × baseline PPL so
-the ratio stays finite when the random set changes nothing.
+the ratio stays finite when the random set changes nothing. Both are diagnostics only: the
+reproduce gate decides on PPXC.over_control (own-language increase minus the control's, with a
+paired block bootstrap interval, lab.neurons.ppl_interval), which set size does not confound.
 
 Identification itself is never re-implemented here: the halves go through lab.neurons.activations
 (collect_stats) and lab.neurons.identify (identify, random_like, jaccard), the identify stage's own code.
