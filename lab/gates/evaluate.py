@@ -108,7 +108,7 @@ def decide_evaluate(data: Mapping[str, Any], thresholds: Mapping[str, Any], *, r
         entry["by_target"][t] = {"change_points": v, "ci_points": [vlo, vhi], "verdict": comp.verdict,
                                  "items_needed": comp.items_needed, "items": len(a["baseline"])}
         items.setdefault(h, len(a["baseline"]))
-    for h, entry in hr_numbers.items():  # the headline per language: its worst target (lowest lower bound)
+    for entry in hr_numbers.values():  # the headline per language: its worst target (lowest lower bound)
         t, worst = min(entry["by_target"].items(), key=lambda kv: kv[1]["ci_points"][0])
         entry.update({"change_points": worst["change_points"], "ci_points": worst["ci_points"], "target": t,
                       "verdict": worst["verdict"]})
