@@ -206,3 +206,23 @@ def test_frozen_criteria_reach_the_gate(study_with, tmp_path: Path) -> None:
     assert rec.verdict == "inconclusive"  # both intervals now straddle 2.5
     assert rec.numbers["thresholds"]["min_ppl_increase_over_control"] == 2.5
     assert rec.numbers["per_target_confidence"] == pytest.approx(0.95)
+
+
+def test_gate_rule_error_rates_on_simulated_texts() -> None:
+    """400 simulated held-out texts (32 blocks) per case, decided at the demo's per-target level
+    (0.975, Bonferroni over two targets) against a 1% threshold: a true difference of exactly 1% is
+    called go rarely; a true difference of 2% (about 4 standard errors above) is called go mostly."""
+    from lab.gates.intervals import GO, three_way
+
+    def go_rate(true_pct: float, seed: int) -> float:
+        rng = np.random.default_rng(seed)
+        shift = math.log1p(true_pct / 100)
+        gos = 0
+        for s in range(400):
+            data = synthetic_blocks(rng, 32, shift, 0.0, 0.01)
+            r = increase_over_control(*data, confidence=0.975, seed=s, resamples=1000)
+            gos += three_way(r.ci_low, r.ci_high, 1.0) == GO
+        return gos / 400
+
+    assert go_rate(1.0, 21) <= 0.05
+    assert go_rate(2.0, 22) >= 0.80
