@@ -54,6 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("study")
     p.add_argument("--until", default=None, help="stop after this stage")
     p.add_argument("--headless", action="store_true", help="no UI: print progress, apply the gate rules")
+    p.add_argument("--detach", action="store_true",
+                   help="run in a background runner that outlives this shell (log: <home>/logs/study-N/runner.log)")
+    p.add_argument("--decide", choices=["person", "rules"], default=None,
+                   help="who decides gates: rules (the protocol's rules) or person (stop at each gate); "
+                        "default: the study's [study] decide")
     p.add_argument("--accept-underpowered", action="store_true",
                    help="run even when the evaluation cannot detect min_gain_points (see docs/statistics.md)")
     _add_home(p)
@@ -133,12 +138,14 @@ def cmd_new(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(store: Any, study_ref: Any, until: Optional[str], headless: bool, accept_underpowered: bool = False) -> int:
+def _run(store: Any, study_ref: Any, until: Optional[str], headless: bool, accept_underpowered: bool = False,
+         detach: bool = False, decide: Optional[str] = None) -> int:
     from lab.run.runner import Runner
 
-    if not headless and sys.stdout.isatty():
-        return _tui(store.home.root, str(study_ref), run=True)
-    runner = Runner(store, study_ref, headless=True, on_event=ProgressPrinter())
+    if not headless and not detach and sys.stdout.isatty():
+        return _tui(store.home.root, str(study_ref), run=True, decide=decide)
+    # the foreground headless run applies the rules unless told --decide person (then it stops at a gate)
+    runner = Runner(store, study_ref, headless=decide != "person" or detach, on_event=ProgressPrinter())
     if not accept_underpowered and until != "criteria" and until in (None, *runner.protocol.stage_names):
         from lab.gates.power import underpowered_refusal  # power before compute (docs/statistics.md)
 
@@ -146,6 +153,14 @@ def _run(store: Any, study_ref: Any, until: Optional[str], headless: bool, accep
         if refusal:
             print(f"error: {refusal}", file=sys.stderr)
             return 2
+    if detach:
+        from lab.run.coordinator import start_detached, study_decide_mode
+
+        started = start_detached(store, runner.study_id, decide=decide, until=until)
+        mode = decide or study_decide_mode(runner.study)
+        print(f"runner pid {started.pid} drives study {runner.study_id} in the background (decisions by {mode}); "
+              f"log: {started.log}; follow it with `neuron-pilot tui {runner.study_id}`")
+        return 0
     outcome = runner.run(until=until)
     prefix = "error: " if outcome.code == 2 else ""  # bad input reads like every other exit-2 line
     print(prefix + outcome.message, file=sys.stderr if outcome.code else sys.stdout)
@@ -154,7 +169,7 @@ def _run(store: Any, study_ref: Any, until: Optional[str], headless: bool, accep
 
 def cmd_run(args: argparse.Namespace) -> int:
     return _run(_store(args, create=False, migrate=True), args.study, args.until, args.headless,
-                args.accept_underpowered)
+                args.accept_underpowered, args.detach, args.decide)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -273,13 +288,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return run_bench(args)
 
 
-def _tui(home: Any, study: Optional[str] = None, run: bool = False) -> int:
+def _tui(home: Any, study: Optional[str] = None, run: bool = False, decide: Optional[str] = None) -> int:
     import multiprocessing.resource_tracker
 
     multiprocessing.resource_tracker.ensure_running()
     from tui.app import NeuronPilotApp
 
-    app = NeuronPilotApp(home=str(home) if home else None, study=study, autorun=run)
+    app = NeuronPilotApp(home=str(home) if home else None, study=study, autorun=run, detach=True, decide=decide)
     app.run()
     return int(app.return_code or 0)
 

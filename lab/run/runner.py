@@ -21,6 +21,7 @@ from lab.core.errors import BadInput
 from lab.core.events import Event, WorkerExit
 from lab.gates.base import Recommendation
 from lab.gates.rules import recommend
+from lab.run.executor import Executor, LocalExecutor, StageUnit
 from lab.run.workers import StageWorker
 from lab.stages import check_implementation
 from lab.store import StageRun, StageState, Store, Study
@@ -51,7 +52,8 @@ class Runner:
     """Runs (or resumes) a study's stages in order, up to `until`."""
 
     def __init__(self, store: Store, study_ref: str | int, *, headless: bool = True,
-                 on_event: Optional[EventSink] = None, holder: str = "neuron-pilot run") -> None:
+                 on_event: Optional[EventSink] = None, holder: str = "neuron-pilot run",
+                 executor: Optional[Executor] = None) -> None:
         self.store = store
         self.study = store.study(study_ref)
         self.study_id = int(self.study.id)  # type: ignore[arg-type]
@@ -59,9 +61,10 @@ class Runner:
         self.headless = headless
         self.on_event = on_event or (lambda e: None)
         self.holder = holder
+        self.executor: Executor = executor or LocalExecutor()  # where stage units run (lab.run.executor)
         self.renew_seconds = RENEW_SECONDS
         self.lease_lost: Optional[str] = None  # why the lease was lost, once it was
-        self._worker: Optional[StageWorker] = None
+        self._worker: Optional[StageUnit] = None
         self._stop = threading.Event()
 
     def _say(self, message: str, stage: str = "", level: str = "info") -> None:
@@ -206,7 +209,7 @@ class Runner:
         """Wait for a live worker that this runner did not start (its runner or UI died, the worker went
         on): starting a second worker on the same stage would race it. Ends when the worker records its
         end, or when it dies (then its stage is interrupted, and it resumes here). A cancel reaches it."""
-        worker = StageWorker.adopt(self.store, self.study_id, stage)
+        worker = self.executor.adopt(self.store, self.study_id, stage)
         if worker is None:
             return self.store.stage_run(self.study_id, stage)
         self._say(f"stage {stage} is still running in {worker.describe()} (started earlier); waiting for it", stage)
@@ -220,7 +223,7 @@ class Runner:
 
     def _spawn(self, stage: str) -> WorkerExit | int:
         self._say(f"starting stage {stage} in a worker process", stage)
-        worker = self._worker = StageWorker.start(self.store, self.study_id, stage)
+        worker = self._worker = self.executor.submit(self.store, self.study_id, stage)
         if self._stop.is_set():  # a cancel (or a lost lease) that came while the worker was starting
             worker.cancel()
         try:

@@ -31,6 +31,7 @@ class StudySection(_Section):
     protocol: str = "lsn-staged"
     seed: int = Field(default=0, ge=0, le=2**32 - 1)  # numpy and torch take 32-bit seeds
     description: str = ""
+    decide: Literal["person", "rules"] = "person"  # who decides gates while a detached runner runs unwatched
 
 
 class ModelSection(_Section):
