@@ -16,6 +16,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from lab.core.errors import BadInput
 from lab.report import write_export
+from lab.run.coordinator import DetachedRun, cancel_coordinator, check_decide, start_detached
 from lab.run.runner import RunOutcome, Runner
 from lab.run.workers import StageWorker
 from lab.store import Store
@@ -42,12 +43,18 @@ class NeuronPilotApp(App[int]):
     COMMANDS = App.COMMANDS | {LabCommands}
 
     def __init__(self, home: Optional[str] = None, study: Optional[str] = None, autorun: bool = False, *,
-                 clock: Optional[Callable[[], dt.datetime]] = None) -> None:
+                 clock: Optional[Callable[[], dt.datetime]] = None, detach: bool = False,
+                 decide: Optional[str] = None) -> None:
         super().__init__()
         # Bad input (unknown study, broken keymap) fails here, before the terminal is taken over.
         self.store = Store(home)
         self.initial_study: Optional[int] = int(self.store.study(study).id) if study else None  # type: ignore[arg-type]
         self.autorun = autorun
+        # detach: runs go to a background runner (lab.run.coordinator) that outlives this UI; the
+        # `neuron-pilot` command always asks for it. decide: person | rules (None: the study's own key).
+        self.detach = detach
+        self.decide = check_decide(decide)
+        self.detached_runs: dict[int, DetachedRun] = {}
         self.clock: Callable[[], dt.datetime] = clock or utcnow
         self.user_keymap = load_keymap(self.store.home.root)
         self.active_run: Optional[RunHandle] = None
@@ -93,6 +100,10 @@ class NeuronPilotApp(App[int]):
         if handle is not None and handle.current_stage:
             message = (f"stage {handle.current_stage} of study {handle.study_id} keeps running in its worker "
                        f"process; reopen neuron-pilot to follow it")
+        alive = [sid for sid, run in self.detached_runs.items() if run.alive()]
+        if alive:
+            message = (f"study {alive[0]}'s runner goes on in the background until a gate needs you; "
+                       f"reopen neuron-pilot to follow it")
         self.exit(0, message=message)
 
     # ---- running ------------------------------------------------------------------------------
@@ -107,12 +118,28 @@ class NeuronPilotApp(App[int]):
             self.notify(f"stage {busy[0].stage} is still running in {busy[0].describe()}; wait for it or "
                         f"cancel it (x)", severity="warning")
             return False
+        if self.detach:
+            return self._start_detached(study_id)
         handle = RunHandle(study_id, self.post_message)
         self.active_run = handle
         screen = self.study_screen(study_id)
         if screen is not None:
             screen.run_started()
         self._run_stages(handle)
+        return True
+
+    def _start_detached(self, study_id: int) -> bool:
+        """Start the study's background runner and have its screen follow it."""
+        try:
+            started = start_detached(self.store, study_id, decide=self.decide)
+        except BadInput as exc:
+            self.notify(str(exc), severity="warning")
+            return False
+        self.detached_runs[study_id] = started
+        screen = self.study_screen(study_id)
+        if screen is not None:
+            screen.run_started()
+            screen.follow_runner(started)
         return True
 
     def runs_study(self, study_id: int) -> bool:
@@ -122,7 +149,7 @@ class NeuronPilotApp(App[int]):
     def cancel_run(self, study_id: int) -> bool:
         handle = self.active_run
         if handle is None or handle.study_id != study_id:
-            return False
+            return cancel_coordinator(self.store, study_id)  # a background runner: it stops its stage
         return handle.cancel()
 
     @work(thread=True, group="stages", exclusive=True, exit_on_error=False, name="run-stages")

@@ -18,7 +18,10 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, OptionList, RichLog, Static, TabbedContent, TabPane
 
+from lab.core.events import Event
+from lab.run.coordinator import DetachedRun, coordinator_of, read_back, runner_events
 from lab.run.runner import RunOutcome, Runner
+from lab.run.workers import EventLog
 from lab.run.workers import StageWorker
 from lab.store import Decision, StageState, Store
 from lab.core.text import escape_controls
@@ -51,6 +54,11 @@ class StudyScreen(Screen[None]):
         self.last_progress: dict[str, tuple[int, int]] = {}  # stage → (done, total) last shown
         self._initial_selection = True
         self._ticks = 0
+        # a background runner (lab.run.coordinator) this screen follows: started here, or found on open
+        self.runner_proc: Optional[DetachedRun] = None
+        self.following_runner = False
+        self._runner_log: Optional[EventLog] = None
+        self._shown: set[str] = set()  # events already in the Log tab (a relayed event is in two files)
 
     @property
     def store(self) -> Store:
@@ -88,8 +96,7 @@ class StudyScreen(Screen[None]):
         self.languages: list[str] = list(self.cfg.get("languages", {}).get("all", []))
         self.sub_title = f"{escape_controls(self.study.name)} · study {self.study_id}"
         self.query_one("#study-info", Static).update(self._study_info())
-        for line in self.store.logs(self.study_id, limit=100):
-            self.write_log(line.stage, line.level, line.message)
+        self.read_back_log()
         if not self._app_runs_this_study():
             for stage in StageWorker.mark_dead(self.store, self.study_id):
                 self.write_log(stage, "warning", "interrupted: its worker is gone; press r to resume")
@@ -97,6 +104,13 @@ class StudyScreen(Screen[None]):
         self.ensure_recommendations()
         self.refresh_view()
         self.attach_running()
+        runner = coordinator_of(self.store, self.study_id)
+        if runner is not None and not self._app_runs_this_study():
+            self.follow_runner(None)
+            self.write_log("", "info", f"re-attached: following the background {runner.describe()}")
+            self.set_status(f"a background {runner.describe()} drives this study; following it (x cancels)")
+        else:
+            self._say_waiting()
         self.query_one("#stepper", StageStepper).focus()
         self.set_interval(POLL_S, self._poll)
 
@@ -224,6 +238,10 @@ class StudyScreen(Screen[None]):
             if worker.stage in self.followers:
                 continue
             self.followers[worker.stage] = worker
+            if self.following_runner:  # a stage the background runner started
+                self.set_status(f"{worker.stage} is running in the background runner's {worker.describe()} "
+                                f"(x cancels; q leaves it running)")
+                continue
             self.write_log(worker.stage, "info", f"re-attached: following its {worker.describe()}")
             self.set_status(f"{worker.stage} is running in a worker started earlier; following it (x cancels)")
             run = self.store.stage_run(self.study_id, worker.stage)
@@ -233,24 +251,88 @@ class StudyScreen(Screen[None]):
                                                  int(data.get("total") or 0), str(data.get("unit") or ""),
                                                  data.get("label"), time.time()))
 
+    def read_back_log(self) -> None:
+        """The whole log from the event files (every stage's and the background runner's), so nothing
+        written while no UI watched is lost; the store's log lines when there are no event files."""
+        events = read_back(self.store, self.study_id, self.protocol.stage_names)
+        if not events:
+            for line in self.store.logs(self.study_id, limit=100):
+                self.write_log(line.stage, line.level, line.message)
+        for event in events:
+            self._shown.add(event.to_json())
+            if event.event not in ("progress", "metric"):
+                msg = message_for(event, self.study_id)
+                if isinstance(msg, StageFinished):
+                    self.write_log(msg.stage, "info" if msg.kind == "done" else "warning", f"{msg.kind}: {msg.text}")
+                elif isinstance(msg, StageLog):
+                    self.write_log(msg.stage, msg.level, msg.text)
+
+    def follow_runner(self, started: Optional[DetachedRun]) -> None:
+        """Follow a background runner: its relayed events, and each stage worker it starts."""
+        self.runner_proc = started
+        self.following_runner = True
+        self._runner_log = EventLog(runner_events(self.store, self.study_id))
+
+    def _runner_alive(self) -> bool:
+        if self.runner_proc is not None and self.runner_proc.alive():
+            return True
+        return self.runner_proc is None and coordinator_of(self.store, self.study_id) is not None
+
+    def _runner_ended(self) -> None:
+        self.following_runner = False
+        self.runner_proc = None
+        self.query_one("#live", LiveBar).show_idle("idle")
+        self.ensure_recommendations()
+        self.refresh_view()
+        if not self._say_waiting(open_form=True):
+            self.set_status("the background runner ended; see the Log tab (r runs again)")
+
+    def _say_waiting(self, open_form: bool = False) -> bool:
+        """When the pilot waits on a gate for a person: say so (and open its form when asked)."""
+        waiting = next((v for v in self.query_one("#stepper", StageStepper).views if v.awaiting_decision), None)
+        if waiting is None:
+            return False
+        self.set_status(f"the pilot waits on gate {waiting.name}: press d to decide")
+        if open_form:
+            self.open_decision(waiting.name)
+        return True
+
+    def _relay(self, events: list[Event]) -> None:
+        for event in events:
+            key = event.to_json()
+            if key in self._shown:
+                continue
+            self._shown.add(key)
+            self._dispatch(message_for(event, self.study_id))
+
     def _poll(self) -> None:
-        if not self.followers:
+        if not self.followers and not self.following_runner:
             return
         self._ticks += 1
+        if self._runner_log is not None:
+            self._relay(self._runner_log.poll())
+        if self.following_runner and self._ticks % DB_POLL_EVERY == 0:
+            self.attach_running()  # each stage the runner starts
+            if not self._runner_alive():
+                if self._runner_log is not None:
+                    self._relay(self._runner_log.poll())
+                self._runner_ended()
         for stage, worker in list(self.followers.items()):
-            for event in worker.poll():
-                self._dispatch(message_for(event, self.study_id))
+            self._relay(worker.poll())
             if self._ticks % DB_POLL_EVERY:
                 continue
             run = worker.run()  # a worker found dead has its stage marked interrupted
             if run.state != StageState.running:
-                for event in worker.poll():
-                    self._dispatch(message_for(event, self.study_id))
+                self._relay(worker.poll())
                 del self.followers[stage]
                 self.trackers.pop(stage, None)
                 self.query_one("#stepper", StageStepper).set_percent(stage, None)
                 self.query_one("#live", LiveBar).show_idle("idle")
                 state = run.state.value
+                if self.following_runner:  # the background runner applies the gate and goes on
+                    self.set_status(f"stage {stage} {state}; the background runner goes on")
+                    self.refresh_view()
+                    continue
                 hint = " — press r to continue" if state in ("done", "interrupted") else ""
                 self.set_status(f"stage {stage} finished while followed: {state}{hint}")
                 self.ensure_recommendations()
@@ -266,6 +348,10 @@ class StudyScreen(Screen[None]):
 
     # ---- actions ------------------------------------------------------------------------------
     def action_run(self) -> None:
+        if self.following_runner:
+            self.app.notify("the background runner still drives this study; wait for it or press x to cancel",
+                            severity="warning")
+            return
         if self.followers:
             stage = next(iter(self.followers))
             self.app.notify(f"stage {stage} is still running in its worker; wait for it or press x to cancel",

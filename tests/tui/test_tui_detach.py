@@ -1,0 +1,116 @@
+"""The runner outlives the UI: a UI started with detach (what `neuron-pilot` does) runs a study through a
+background runner; SIGKILL of the UI process mid-identify does not stop the pilot, which finishes identify,
+applies its gate and waits there for a person; a reopened UI reads the whole log back from the event files
+and says the pilot waits on that gate."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from lab.run.coordinator import coordinator_of, runner_log
+from lab.store import StageState, Store
+from lab.store.db import pid_alive
+from tests.helpers import ROOT_DIR, wait_dead
+from tests.tui.test_tui_cancel import TOKENS, make_study, wait_for
+from tui.app import NeuronPilotApp
+from tui.screens.study import StudyScreen
+
+UI_SCRIPT = textwrap.dedent("""
+    import asyncio, sys
+    from tui.app import NeuronPilotApp
+
+    async def main():
+        app = NeuronPilotApp(home=sys.argv[1], study=sys.argv[2], detach=True)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.press("r")
+            await pilot.pause(0.5)
+            await pilot.press("y")  # run the (underpowered) tiny study anyway
+            while True:
+                await pilot.pause(0.2)
+
+    asyncio.run(main())
+""")
+
+
+def identify_progress(store: Store, sid: int) -> int:
+    path = store.home.event_log(sid, "identify")
+    if not path.exists():
+        return 0
+    done = [json.loads(line).get("done", 0) for line in path.read_text(encoding="utf-8").splitlines()
+            if '"progress"' in line]
+    return max(done, default=0)
+
+
+def log_text(screen: StudyScreen) -> str:
+    from textual.widgets import RichLog
+
+    return "\n".join(line.text for line in screen.query_one("#log", RichLog).lines)
+
+
+@pytest.mark.slow
+def test_killing_the_ui_mid_identify_the_pilot_runs_on_to_the_gate_and_reattach_reads_the_log(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    sid = make_study(home, tmp_path)
+    store = Store(home)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    ui = subprocess.Popen([sys.executable, "-c", UI_SCRIPT, str(home), str(sid)], cwd=ROOT_DIR, env=env,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while identify_progress(store, sid) == 0:  # identify counts tokens: mid-stage
+            assert ui.poll() is None, ui.communicate()[1][-2000:]
+            assert time.monotonic() < deadline, "identify never reported progress"
+            time.sleep(0.1)
+        runner = coordinator_of(store, sid)
+        assert runner is not None and runner.pid != ui.pid, "the run should be driven by a background runner"
+        worker_pid = store.stage_run(sid, "identify").pid
+        killed_at = time.time()
+        ui.send_signal(signal.SIGKILL)
+        ui.communicate(timeout=30)
+    finally:
+        if ui.poll() is None:
+            ui.kill()
+    assert pid_alive(runner.pid) and worker_pid and pid_alive(worker_pid), "the pilot died with the UI"
+    wait_dead(runner.pid, timeout=240, poll=0.2)
+
+    identify = store.stage_run(sid, "identify")
+    assert (identify.state, identify.attempts) == (StageState.done, 1), (identify.state, identify.error)
+    assert identify.recommendation_json, "the runner applied identify's gate rule"
+    assert store.latest_decision(sid, "identify") is None, "nobody decided: the pilot waits for a person"
+    assert store.stage_run(sid, "reproduce").state == StageState.pending, "no stage past a gate needing a person"
+    assert store.lease(sid) is None
+    text = runner_log(store, sid).read_text(encoding="utf-8")
+    assert "the pilot waits on gate identify" in text and "exit 0" in text, text[-2000:]
+    after_kill = [json.loads(line) for line in store.home.event_log(sid, "identify").read_text().splitlines()
+                  if line.strip() and json.loads(line)["t"] > killed_at and json.loads(line)["event"] == "log"]
+    assert after_kill, "identify wrote no log line after the UI was killed"
+
+    async def reopen() -> None:
+        app = NeuronPilotApp(home=str(home), study=str(sid), detach=True)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause(0.3)
+            screen = next(s for s in app.screen_stack if isinstance(s, StudyScreen))
+            await wait_for(pilot, lambda: "waits on gate identify" in (screen.last_outcome or ""), 10,
+                           "the status to say the pilot waits on identify's gate")
+            screen.action_show_tab("tab-log")  # a RichLog lays its lines out once it is shown
+            await pilot.pause(0.5)
+            shown = log_text(screen)
+            assert "starting stage identify in a worker process" in shown  # written while the UI lived
+            last = after_kill[-1]["message"][:40]
+            assert last in shown.replace("\n", ""), (last, shown[-1500:])  # written after it was killed
+            assert "the pilot waits on gate identify" in shown.replace("\n", "")
+            await pilot.press("q")
+
+    asyncio.run(reopen())
+    print(f"\nidentify ({TOKENS} tokens per language) finished and the runner waited on its gate "
+          f"{time.time() - killed_at:.1f} s after the UI was killed")
