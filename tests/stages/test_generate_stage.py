@@ -335,3 +335,35 @@ def test_report_has_the_fidelity_table_and_escaped_example_pairs(tmp_path: Path)
     assert base["top_other_languages"] == {}  # no summary for that condition: none named
     assert [e["language"] for e in gen["examples"]] == ["sw", "en"]
     assert gen["examples"][0]["intervention"] == {"text": "<script>alert(1)</script> went", "language": "en"}
+
+
+def test_a_third_language_in_the_stage_scores_is_a_switch_and_is_named() -> None:
+    """The stage's scoring on our own text: Swahili prompts whose continuations under the intervention
+    come out in Italian and Portuguese (languages outside the study) are switches, not Swahili, and
+    continuations.json's summary names those languages."""
+    from lab.eval.fidelity import LanguageID, fidelity_rows
+    from lab.eval.generation import Continuation, PromptResult
+    from lab.stages.generate import score_language
+
+    def res(prompt: str, greedy: str, sample: str) -> PromptResult:
+        return PromptResult(prompt, Continuation(greedy, 12), [Continuation(sample, 12)])
+
+    prompts = ["Kila asubuhi mama yangu", "Jana jioni watoto walikwenda", "Sokoni leo kuna"]
+    sw = [" huamka mapema na kupika chai kwa ajili ya familia nzima kabla ya kwenda kazini.",
+          " sokoni kununua mboga, matunda na samaki kwa ajili ya chakula cha jioni.",
+          " watu wengi wanaouza viazi, ndizi na vitunguu kwa bei nafuu sana leo."]
+    it = " e poi siamo andati tutti insieme a mangiare una pizza vicino alla stazione."
+    pt = " e depois fomos todos juntos almoçar na casa da minha avó, perto do rio."
+    by_cond = {"baseline": [res(p, s, s) for p, s in zip(prompts, sw)],
+               "intervention": [res(prompts[0], it, pt), res(prompts[1], it, sw[1]), res(prompts[2], sw[2], sw[2])]}
+    scores, entry = score_language(LanguageID(["en", "sw", "ur"]), "sw", by_cond)
+    assert entry["summary"]["intervention"]["other_languages"] == {"it": 2, "pt": 1}
+    assert entry["summary"]["baseline"]["other_languages"] == {}
+    assert entry["prompts"][0]["conditions"]["intervention"]["greedy"]["language"] == "it"
+    rows = {(r["name"], r["condition"]): r for r in
+            fidelity_rows("sw", scores, compared=("intervention",), resamples=200, seed=1)}
+    assert rows[("language_fidelity", "baseline")]["value"] == 1.0
+    assert rows[("language_fidelity", "intervention")]["value"] == pytest.approx(0.5)  # 3 of 6 continuations
+    assert rows[("switch_to_other", "intervention")]["value"] == pytest.approx(0.5)
+    assert rows[("switch_to_english", "intervention")]["value"] == 0.0
+    assert rows[("language_fidelity", "baseline")]["ci_low"] < 1.0  # Wilson: 3 of 3 prompts is not [1, 1]
