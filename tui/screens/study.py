@@ -18,20 +18,19 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, OptionList, RichLog, Static, TabbedContent, TabPane
 
-from lab.core.events import Event
-from lab.run.coordinator import DetachedRun, coordinator_of, read_back, runner_events
+from lab.run.coordinator import DetachedRun, coordinator_of, runner_log
 from lab.run.runner import RunOutcome, Runner
-from lab.run.workers import EventLog
-from lab.run.workers import StageWorker
+from lab.run.workers import EventLog, StageWorker
 from lab.store import Decision, StageState, Store
 from lab.core.text import escape_controls
 from tui.bindings import STUDY_BINDINGS
 from tui.formatting import short_model
 from tui.lab_app import lab_app
-from tui.messages import StageFinished, StageLog, StageProgress, message_for
+from tui.messages import StageFinished, StageLog, StageProgress
 from tui.render.metrics import stage_results
 from tui.render.stage_info import stage_info
 from tui.screens.decision import DecisionScreen
+from tui.screens.runner_follow import RunnerFollowing
 from tui.study_state import StageView, current_stage, stage_views, study_protocol
 from tui.widgets.live_bar import LiveBar, RateTracker
 from tui.widgets.stepper import StageStepper
@@ -41,7 +40,7 @@ POLL_S = 0.25
 DB_POLL_EVERY = 4  # ticks: the DB row of a followed stage is read once a second
 
 
-class StudyScreen(Screen[None]):
+class StudyScreen(RunnerFollowing, Screen[None]):
     BINDINGS = STUDY_BINDINGS
 
     def __init__(self, study_id: int) -> None:
@@ -109,7 +108,7 @@ class StudyScreen(Screen[None]):
             self.follow_runner(None)
             self.write_log("", "info", f"re-attached: following the background {runner.describe()}")
             self.set_status(f"a background {runner.describe()} drives this study; following it (x cancels)")
-        else:
+        elif runner_log(self.store, self.study_id).exists():  # a background runner stopped: where, and why
             self._say_waiting()
         self.query_one("#stepper", StageStepper).focus()
         self.set_interval(POLL_S, self._poll)
@@ -250,60 +249,6 @@ class StudyScreen(Screen[None]):
                 self.show_progress(StageProgress(self.study_id, run.stage, int(data.get("done") or 0),
                                                  int(data.get("total") or 0), str(data.get("unit") or ""),
                                                  data.get("label"), time.time()))
-
-    def read_back_log(self) -> None:
-        """The whole log from the event files (every stage's and the background runner's), so nothing
-        written while no UI watched is lost; the store's log lines when there are no event files."""
-        events = read_back(self.store, self.study_id, self.protocol.stage_names)
-        if not events:
-            for line in self.store.logs(self.study_id, limit=100):
-                self.write_log(line.stage, line.level, line.message)
-        for event in events:
-            self._shown.add(event.to_json())
-            if event.event not in ("progress", "metric"):
-                msg = message_for(event, self.study_id)
-                if isinstance(msg, StageFinished):
-                    self.write_log(msg.stage, "info" if msg.kind == "done" else "warning", f"{msg.kind}: {msg.text}")
-                elif isinstance(msg, StageLog):
-                    self.write_log(msg.stage, msg.level, msg.text)
-
-    def follow_runner(self, started: Optional[DetachedRun]) -> None:
-        """Follow a background runner: its relayed events, and each stage worker it starts."""
-        self.runner_proc = started
-        self.following_runner = True
-        self._runner_log = EventLog(runner_events(self.store, self.study_id))
-
-    def _runner_alive(self) -> bool:
-        if self.runner_proc is not None and self.runner_proc.alive():
-            return True
-        return self.runner_proc is None and coordinator_of(self.store, self.study_id) is not None
-
-    def _runner_ended(self) -> None:
-        self.following_runner = False
-        self.runner_proc = None
-        self.query_one("#live", LiveBar).show_idle("idle")
-        self.ensure_recommendations()
-        self.refresh_view()
-        if not self._say_waiting(open_form=True):
-            self.set_status("the background runner ended; see the Log tab (r runs again)")
-
-    def _say_waiting(self, open_form: bool = False) -> bool:
-        """When the pilot waits on a gate for a person: say so (and open its form when asked)."""
-        waiting = next((v for v in self.query_one("#stepper", StageStepper).views if v.awaiting_decision), None)
-        if waiting is None:
-            return False
-        self.set_status(f"the pilot waits on gate {waiting.name}: press d to decide")
-        if open_form:
-            self.open_decision(waiting.name)
-        return True
-
-    def _relay(self, events: list[Event]) -> None:
-        for event in events:
-            key = event.to_json()
-            if key in self._shown:
-                continue
-            self._shown.add(key)
-            self._dispatch(message_for(event, self.study_id))
 
     def _poll(self) -> None:
         if not self.followers and not self.following_runner:
