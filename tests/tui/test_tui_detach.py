@@ -114,3 +114,49 @@ def test_killing_the_ui_mid_identify_the_pilot_runs_on_to_the_gate_and_reattach_
     asyncio.run(reopen())
     print(f"\nidentify ({TOKENS} tokens per language) finished and the runner waited on its gate "
           f"{time.time() - killed_at:.1f} s after the UI was killed")
+
+
+@pytest.mark.slow
+def test_reopening_follows_a_running_background_runner_and_opens_the_gate_form(
+        tmp_path: Path, tiny_llama_dir: Path, tiny_corpus_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A UI opened while a background runner drives the study follows it (its lease, its stage); when
+    the runner stops at the criteria gate, the decision form opens by itself."""
+    from lab.run.coordinator import start_detached
+    from lab.run.worker import PAUSE_SECONDS_ENV, PAUSE_STAGE_ENV
+    from lab.study.create import create_study
+    from tests.helpers import write_study_toml
+    from tui.screens.decision import DecisionScreen
+
+    store = Store(tmp_path / "home")
+    sid = int(create_study(store, write_study_toml(tmp_path / "s.toml", tiny_llama_dir, tiny_corpus_dir,
+                                                   "follow")).id)  # type: ignore[arg-type]
+    monkeypatch.setenv(PAUSE_STAGE_ENV, "criteria")  # the criteria worker works (heart beating) for 3 s
+    monkeypatch.setenv(PAUSE_SECONDS_ENV, "3")
+    started = start_detached(store, sid)
+    deadline = time.monotonic() + 60
+    while coordinator_of(store, sid) is None:
+        assert started.alive() and time.monotonic() < deadline, runner_log(store, sid).read_text()[-2000:]
+        time.sleep(0.05)
+
+    async def follow() -> None:
+        app = NeuronPilotApp(home=str(store.home.root), study=str(sid), detach=True)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause(0.2)
+            screen = next(s for s in app.screen_stack if isinstance(s, StudyScreen))
+            assert screen.following_runner and f"runner pid {started.pid}" in (screen.last_outcome or "")
+            await pilot.press("r")  # refused: the background runner drives the study
+            assert store.lease(sid) is not None and store.lease(sid).pid == started.pid
+            await wait_for(pilot, lambda: isinstance(app.screen, DecisionScreen), 60,
+                           "the criteria gate's form to open by itself")
+            assert app.screen.stage == "criteria" and not screen.following_runner
+            assert "waits on gate criteria" in (screen.last_outcome or "")
+            await pilot.press("escape", "q")
+
+    try:
+        asyncio.run(follow())
+    finally:
+        if started.alive():
+            started.proc.kill()
+    started.proc.wait(timeout=30)
+    assert started.proc.returncode == 0
+    assert store.stage_run(sid, "criteria").state == StageState.done and store.lease(sid) is None
