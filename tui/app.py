@@ -107,8 +107,9 @@ class NeuronPilotApp(App[int]):
         self.exit(0, message=message)
 
     # ---- running ------------------------------------------------------------------------------
-    def start_run(self, study_id: int) -> bool:
-        """Run (or resume) a study's stages in the background; False when something else runs."""
+    def start_run(self, study_id: int, decide: Optional[str] = None) -> bool:
+        """Run (or resume) a study's stages in the background; False when something else runs.
+        decide = "rules" (background runs only) lets the protocol's rules decide every gate."""
         if self.active_run is not None:
             which = "this study" if self.active_run.study_id == study_id else f"study {self.active_run.study_id}"
             self.notify(f"{which} is already running; wait for it or cancel it (x)", severity="warning")
@@ -119,7 +120,11 @@ class NeuronPilotApp(App[int]):
                         f"cancel it (x)", severity="warning")
             return False
         if self.detach:
-            return self._start_detached(study_id)
+            return self._start_detached(study_id, decide or self.decide)
+        if decide == "rules":
+            self.notify("rules decide the gates only in a background run (neuron-pilot's default); "
+                        "press r and decide each gate", severity="warning")
+            return False
         handle = RunHandle(study_id, self.post_message)
         self.active_run = handle
         screen = self.study_screen(study_id)
@@ -128,10 +133,10 @@ class NeuronPilotApp(App[int]):
         self._run_stages(handle)
         return True
 
-    def _start_detached(self, study_id: int) -> bool:
+    def _start_detached(self, study_id: int, decide: Optional[str]) -> bool:
         """Start the study's background runner and have its screen follow it."""
         try:
-            started = start_detached(self.store, study_id, decide=self.decide)
+            started = start_detached(self.store, study_id, decide=decide)
         except BadInput as exc:
             self.notify(str(exc), severity="warning")
             return False

@@ -23,6 +23,7 @@ HOME_BINDINGS: list[Binding] = [
 
 STUDY_BINDINGS: list[Binding] = [
     Binding("r", "run", "Run/resume", id="study.run"),
+    Binding("R", "run_by_rules", "Run, rules decide the gates", show=False, id="study.run_rules"),
     Binding("x", "cancel", "Cancel", id="study.cancel"),
     Binding("d", "decide", "Decide", id="study.decide"),
     Binding("e", "export", "Export", id="study.export"),

@@ -4,7 +4,7 @@ untyped attributes of `self.app`. A Protocol, so screens need not import tui.app
 from __future__ import annotations
 
 import datetime as dt
-from typing import Callable, Protocol, runtime_checkable
+from typing import Callable, Optional, Protocol, runtime_checkable
 
 from textual.dom import DOMNode
 
@@ -20,7 +20,7 @@ class LabApp(Protocol):
 
     def open_study(self, study_id: int, *, replace: bool = False, run: bool = False) -> None: ...
 
-    def start_run(self, study_id: int) -> bool: ...
+    def start_run(self, study_id: int, decide: Optional[str] = None) -> bool: ...
 
     def cancel_run(self, study_id: int) -> bool: ...
 

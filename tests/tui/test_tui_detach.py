@@ -160,3 +160,44 @@ def test_reopening_follows_a_running_background_runner_and_opens_the_gate_form(
     started.proc.wait(timeout=30)
     assert started.proc.returncode == 0
     assert store.stage_run(sid, "criteria").state == StageState.done and store.lease(sid) is None
+
+
+@pytest.mark.slow
+def test_capital_r_runs_with_rules_deciding_and_x_cancels_the_background_runner(
+        tmp_path: Path, tiny_llama_dir: Path, tiny_corpus_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`R` starts the background runner with the rules deciding; `x` reaches it: the running stage stops
+    at its checkpoint as interrupted, no further stage starts, and the runner exits."""
+    from lab.run.worker import PAUSE_SECONDS_ENV, PAUSE_STAGE_ENV
+    from lab.study.create import create_study
+    from tests.helpers import write_study_toml
+
+    store = Store(tmp_path / "home")
+    sid = int(create_study(store, write_study_toml(tmp_path / "s.toml", tiny_llama_dir, tiny_corpus_dir,
+                                                   "rules-key")).id)  # type: ignore[arg-type]
+    monkeypatch.setenv(PAUSE_STAGE_ENV, "criteria")  # the criteria worker waits (cancellable) for 60 s
+    monkeypatch.setenv(PAUSE_SECONDS_ENV, "60")
+    seen: dict[str, int] = {}
+
+    async def drive() -> None:
+        app = NeuronPilotApp(home=str(store.home.root), study=str(sid), detach=True)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause(0.2)
+            screen = next(s for s in app.screen_stack if isinstance(s, StudyScreen))
+            await pilot.press("R")
+            await pilot.pause(0.5)
+            await pilot.press("y")  # run the (underpowered) tiny study anyway
+            await wait_for(pilot, lambda: store.stage_run(sid, "criteria").state == StageState.running, 60,
+                           "the criteria stage to run")
+            runner = coordinator_of(store, sid)
+            assert runner is not None and runner.holder == "coordinator (rules)", runner
+            seen["runner"] = runner.pid
+            await pilot.press("x")
+            await wait_for(pilot, lambda: not screen.following_runner, 60, "the background runner to end")
+            assert "criteria interrupted" in (screen.last_outcome or "") and "press r to resume" in (
+                screen.last_outcome or ""), screen.last_outcome
+            await pilot.press("q")
+
+    asyncio.run(drive())
+    wait_dead(seen["runner"], timeout=30, poll=0.1)
+    assert store.stage_run(sid, "criteria").state == StageState.interrupted
+    assert store.stage_run(sid, "model").state == StageState.pending and store.lease(sid) is None

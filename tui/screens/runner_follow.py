@@ -76,7 +76,9 @@ class RunnerFollowing:
         self.ensure_recommendations()
         self.refresh_view()
         if not self._say_waiting(open_form=True):
-            self.set_status(f"the background runner ended: {last_line(runner_log(self.store, self.study_id))}")
+            views = self.query_one("#stepper", StageStepper).views
+            hint = " — press r to resume" if any(v.state == "interrupted" for v in views) else ""
+            self.set_status(f"the background runner ended: {last_line(runner_log(self.store, self.study_id))}{hint}")
 
     def _say_waiting(self, open_form: bool = False) -> bool:
         """When the pilot waits on a gate for a person: say so (and open its form when asked)."""

@@ -292,7 +292,11 @@ class StudyScreen(RunnerFollowing, Screen[None]):
             self.show_log(msg)
 
     # ---- actions ------------------------------------------------------------------------------
-    def action_run(self) -> None:
+    def action_run_by_rules(self) -> None:
+        """Run in the background with the protocol's rules deciding every gate (nobody need watch)."""
+        self.action_run(decide="rules")
+
+    def action_run(self, decide: Optional[str] = None) -> None:
         if self.following_runner:
             self.app.notify("the background runner still drives this study; wait for it or press x to cancel",
                             severity="warning")
@@ -304,7 +308,7 @@ class StudyScreen(RunnerFollowing, Screen[None]):
             return
         from tui.screens.underpowered import run_confirmed  # power before compute: confirm an underpowered study
 
-        run_confirmed(self.app, self.store, self.study_id, lambda: lab_app(self).start_run(self.study_id))
+        run_confirmed(self.app, self.store, self.study_id, lambda: lab_app(self).start_run(self.study_id, decide))
 
     def action_cancel(self) -> None:
         if lab_app(self).cancel_run(self.study_id):
