@@ -24,6 +24,7 @@ from lab.store.db import pid_alive
 from tui.app import NeuronPilotApp
 from tui.screens.decision import DecisionScreen
 from tui.screens.study import StudyScreen
+from tui.screens.underpowered import UnderpoweredScreen
 from tui.widgets.stepper import StageStepper
 
 ROOT = ROOT_DIR
@@ -102,6 +103,10 @@ def test_cancel_by_key_then_resume_matches_uninterrupted(tmp_path: Path) -> None
             screen = app.screen
             assert isinstance(screen, StudyScreen)
             await pilot.press("r")
+            await wait_for(pilot, lambda: isinstance(app.screen, UnderpoweredScreen) or app.active_run is not None, 30,
+                           "the run to start")
+            if isinstance(app.screen, UnderpoweredScreen):  # the two-language test study is underpowered: run anyway
+                await pilot.press("y")
             # Cancel only once identify counts tokens (its SIGTERM handler is in place by then).
             await wait_for(pilot, lambda: screen.last_progress.get("identify", (0, 0))[1] == TOKENS
                            and screen.last_progress["identify"][0] > 0, 120, "identify to report token progress")
