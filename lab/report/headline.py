@@ -7,8 +7,10 @@ Definitions (docs/report.md repeats them for readers):
   95% CI), in points (x100). Without that row: the mean of the per-target deltas, without a CI.
 - control gain: the same row for condition "control" (random neurons, same per-layer counts).
 - gain over control: mean gain minus control gain (difference of the two means; no CI).
-- worst high-resource change: the lowest intervention `accuracy_delta` among the high-resource
-  languages, with its CI.
+- worst high-resource change: the lowest `accuracy_delta` among the high-resource languages under a
+  target's intervention (`spillover_<target>`, the deployment question the evaluate gate asks), with
+  its CI and the target whose intervention caused it; a study evaluated before spillover existed
+  falls back to its `intervention` rows.
 - evaluate_gate: the evaluate gate's own verdict and intervals (docs/statistics.md), which decide.
 """
 
@@ -41,13 +43,15 @@ def _gain(facts: StudyFacts, condition: str) -> tuple[Optional[float], Optional[
 
 
 def _worst_high(facts: StudyFacts) -> Optional[dict[str, Any]]:
-    rows = [m for m in facts.rows("evaluate", "accuracy_delta")
-            if m.condition == "intervention" and m.language in facts.high_resource]
+    deltas = [m for m in facts.rows("evaluate", "accuracy_delta") if m.language in facts.high_resource]
+    rows = [m for m in deltas if m.condition.startswith("spillover_")] or \
+        [m for m in deltas if m.condition == "intervention"]
     if not rows:
         return None
     worst = min(rows, key=lambda m: m.value)
+    target = worst.condition.removeprefix("spillover_") if worst.condition.startswith("spillover_") else None
     return {"language": worst.language, "points": _pts(worst.value), "ci_low": _pts(worst.ci_low),
-            "ci_high": _pts(worst.ci_high)}
+            "ci_high": _pts(worst.ci_high), "under_target": target}
 
 
 def _evaluate_gate(facts: StudyFacts) -> Optional[dict[str, Any]]:
@@ -94,7 +98,8 @@ def _numbers_clause(h: dict[str, Any]) -> str:
         parts.append(f"{_fmt(h['gain_over_control_points'])} points against random neurons")
     w = h["worst_high_resource"]
     if w is not None:
-        parts.append(f"worst high-resource change {_fmt(w['points'])} points ({w['language']})")
+        under = f" under {w['under_target']}'s intervention" if w.get("under_target") else ""
+        parts.append(f"worst high-resource change {_fmt(w['points'])} points ({w['language']}{under})")
     return "; ".join(parts)
 
 

@@ -250,7 +250,10 @@ def _expected_headline(con: sqlite3.Connection, sid: int) -> dict[str, Any]:
 
     gain, lo, hi = one("targets", "intervention")
     ctrl = one("targets", "control")[0]
+    # a target's intervention on the high-resource languages (spillover_<target>) when the study has it
     high = con.execute("SELECT language, value FROM metric WHERE study_id=? AND name='accuracy_delta' AND "
+                       "condition LIKE 'spillover!_%' ESCAPE '!' AND language IN ('en','fr','de')", (sid,)).fetchall() \
+        or con.execute("SELECT language, value FROM metric WHERE study_id=? AND name='accuracy_delta' AND "
                        "condition='intervention' AND language IN ('en','fr','de')", (sid,)).fetchall()
     worst = min(high, key=lambda r: r[1])
     return {"gain": 100 * gain, "lo": 100 * lo, "hi": 100 * hi, "over": 100 * (gain - ctrl),
