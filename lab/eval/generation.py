@@ -151,6 +151,16 @@ def _left_padding(tokenizer: Any) -> Iterator[None]:
         tokenizer.padding_side = saved
 
 
+def _encode(tokenizer: Any, prompts: Sequence[str]) -> Any:
+    """A left-padded batch whose every prompt starts with the tokenizer's BOS when it has one (as
+    identification and perplexity blocks do: docs/identify.md), whether or not the tokenizer adds it."""
+    ids = tokenizer(list(prompts))["input_ids"]
+    bos = getattr(tokenizer, "bos_token_id", None)
+    if bos is not None:
+        ids = [row if row[:1] == [bos] else [bos, *row] for row in ids]
+    return tokenizer.pad({"input_ids": ids}, return_tensors="pt")
+
+
 def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
     eos = getattr(model.generation_config, "eos_token_id", None)
     if eos is None:
@@ -200,7 +210,7 @@ def generate_continuations(model: Any, tokenizer: Any, prompts: Sequence[str], s
     batches = [list(prompts[i:i + settings.batch_size]) for i in range(0, len(prompts), settings.batch_size)]
     results: list[PromptResult] = []
     with torch.no_grad(), _left_padding(tokenizer), hooks if hooks is not None else contextlib.nullcontext():
-        encoded = [tokenizer(b, return_tensors="pt", padding=True).to(device) for b in batches]
+        encoded = [_encode(tokenizer, b).to(device) for b in batches]
         for batch, enc in zip(batches, encoded):
             out = model.generate(**enc, generation_config=greedy_cfg)
             new = out[:, enc["input_ids"].shape[1]:].tolist()

@@ -283,3 +283,20 @@ def test_forcing_one_language_collapses_fidelity_and_removing_it_restores_the_te
     # hooks gone: greedy continuations are the baseline's exactly, and so are the seeded samples
     assert [r.to_json() for r in after] == [r.to_json() for r in before]
     assert not model.get_output_embeddings()._forward_hooks
+
+
+def test_probe_prompts_start_with_bos_like_identification_blocks() -> None:
+    """The demo tokenizer does not add a BOS itself; the probe adds it after the left padding, once."""
+    from transformers import AutoTokenizer
+
+    from lab.eval.generation import _encode, _left_padding
+    from tests.helpers import ROOT_DIR
+
+    tok = AutoTokenizer.from_pretrained(ROOT_DIR / "examples/models/tiny-polyglot")
+    assert tok("the cat")["input_ids"][0] != tok.bos_token_id
+    with _left_padding(tok):
+        enc = _encode(tok, ["the cat", "le chien dort sur le lit", tok.bos_token + "mbwa"])
+    for ids, mask in zip(enc["input_ids"].tolist(), enc["attention_mask"].tolist()):
+        first = mask.index(1)
+        assert all(m == 0 for m in mask[:first]) and ids[first] == tok.bos_token_id
+        assert ids[first + 1] != tok.bos_token_id
