@@ -70,3 +70,18 @@ class Home:
 
             raise BadInput(f"artifact path {path} escapes the lab home {self.root}; the DB may be tampered with")
         return resolved
+
+
+BUSY_TIMEOUT_MS = 30_000
+TIMEOUT_ENV = "NEURON_PILOT_DB_TIMEOUT_S"  # how long a command waits for a locked lab.db (default 30 s)
+
+
+def busy_timeout_ms() -> int:
+    """How long SQLite waits for a locked lab.db, in ms: NEURON_PILOT_DB_TIMEOUT_S (seconds) or 30 s."""
+    raw = os.environ.get(TIMEOUT_ENV)
+    try:
+        return BUSY_TIMEOUT_MS if raw is None else max(0, int(float(raw) * 1000))
+    except ValueError:
+        from lab.core.errors import BadInput
+
+        raise BadInput(f"{TIMEOUT_ENV}={raw!r} is not a number of seconds; set it to e.g. 30") from None

@@ -16,7 +16,7 @@ from typing import Any, Optional, Sequence
 from lab.core.errors import BadInput
 
 CORPUS_SCAN_BYTES = 1 << 20  # UTF-8 / JSON lines are checked in each file's first MiB; identify checks the rest
-PICKLE_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl")  # torch.save / pickle formats: never loaded
+CODE_RUNNING_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl")  # torch.save / pickle formats: never loaded
 # config.json keys that hold the longest sequence a model takes, by family
 MAX_POSITION_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length", "n_ctx", "seq_length")
 
@@ -73,9 +73,9 @@ def check_weight_files(path: Path) -> None:
     """A model folder holds safetensors weights; pickle-based ones are refused with the safe way out."""
     if any(path.glob("*.safetensors")):
         return
-    pickles = sorted(p.name for pattern in PICKLE_WEIGHTS for p in path.glob(pattern))
-    if pickles:
-        raise BadInput(f"model folder {path} holds only pickle-based weights ({', '.join(pickles[:3])}), which "
+    unsafe_files = sorted(p.name for pattern in CODE_RUNNING_WEIGHTS for p in path.glob(pattern))
+    if unsafe_files:
+        raise BadInput(f"model folder {path} holds only pickle-based weights ({', '.join(unsafe_files[:3])}), which "
                        f"neuron-pilot does not load (a pickle can run code); convert them to safetensors "
                        f"(save_pretrained with safe_serialization=True where you trust the file) and point "
                        f"[model] id at the result")

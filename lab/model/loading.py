@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -102,10 +103,13 @@ def check_weight_shapes(folder: Path, config: Any, trust: bool) -> None:
                                    f"(save_pretrained) or fix config.json")
 
 
+UNPICKLING_ADVICE = re.compile(r"weights_only|pickl", re.IGNORECASE)  # a loader's hint to load a pickle
+
+
 def _weights_error(model_id: str, exc: BaseException) -> BadInput:
     """Never pass on a library's advice to unpickle (weights_only=False): pickles can run code."""
     msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    if "weights_only" in msg or "pickle" in msg.lower() or "unpickl" in msg.lower():
+    if UNPICKLING_ADVICE.search(msg):
         return BadInput(f"cannot load weights of {model_id!r}: they are a pickle-based file, which neuron-pilot does "
                         f"not load (a pickle can run code); convert them to safetensors (save_pretrained with "
                         f"safe_serialization=True where you trust the file) and point [model] id at the result")

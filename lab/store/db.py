@@ -17,7 +17,7 @@ from sqlmodel import Session, SQLModel, create_engine, select
 
 from lab.core import faults
 from lab.core.errors import BadInput
-from lab.core.paths import Home
+from lab.core.paths import Home, busy_timeout_ms
 from lab.store import health
 from lab.store.leases import LeaseMixin, pid_alive
 from lab.store.tables import (
@@ -31,16 +31,6 @@ from lab.store.tables import (
     utcnow,
 )
 
-BUSY_TIMEOUT_MS = 30_000
-TIMEOUT_ENV = "NEURON_PILOT_DB_TIMEOUT_S"  # how long a command waits for a locked lab.db (default 30 s)
-
-
-def busy_timeout_ms() -> int:
-    raw = os.environ.get(TIMEOUT_ENV)
-    try:
-        return BUSY_TIMEOUT_MS if raw is None else max(0, int(float(raw) * 1000))
-    except ValueError:
-        raise BadInput(f"{TIMEOUT_ENV}={raw!r} is not a number of seconds; set it to e.g. 30") from None
 STALE_HEARTBEAT = dt.timedelta(seconds=30)
 
 

@@ -259,9 +259,10 @@ def test_reproduce_oom_in_scoring_keeps_finished_passes_and_halves_the_rest(
     store = Store(tmp_path / "home")
     sid = make_study(store, tmp_path, tiny_llama_dir, tiny_corpus_dir, "oom-ppxc", batch=4, every=4)
     assert run_here(store, sid, "identify") == 0
-    # 2 halves x 2 languages x 2 statistics batches come first, then one scoring batch per language
-    # and pass: batch 11 is the first language's batch of the second pass (identified:en)
-    assert run_here(store, sid, "reproduce", "oom:reproduce:11") == 0
+    # 2 halves x 2 languages x 3 statistics batches come first (BOS-led blocks hold 63 text tokens, so
+    # 1024 tokens make 9 blocks a half), then one scoring batch per language and pass: batch 15 is
+    # the first language's batch of the second pass (identified:en)
+    assert run_here(store, sid, "reproduce", "oom:reproduce:15") == 0
     assert halvings(store, sid, "reproduce") == {"ppxc_scoring": (2.0, 1)}
     faulted = stage_metrics(store, sid, "reproduce")
     assert run_here(store, sid, "reproduce", fresh=True) == 0

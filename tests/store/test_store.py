@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 
 from lab.core.artifacts import sha256_file, verify
 from lab.core.errors import BadInput
-from lab.core.paths import PROJECT_ROOT
+from lab.core.paths import BUSY_TIMEOUT_MS, PROJECT_ROOT
 from lab.store import SCHEMA_VERSION, StageState, Store
 from lab.store import db as store_db
 from lab.store.tables import utcnow
@@ -114,7 +114,7 @@ def test_pragmas_wal_foreign_keys_busy_timeout(tmp_path: Path) -> None:
     with store.engine.connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar_one() == "wal"
         assert conn.execute(text("PRAGMA foreign_keys")).scalar_one() == 1
-        assert conn.execute(text("PRAGMA busy_timeout")).scalar_one() == store_db.BUSY_TIMEOUT_MS >= 5000
+        assert conn.execute(text("PRAGMA busy_timeout")).scalar_one() == BUSY_TIMEOUT_MS >= 5000
     # WAL is a property of the file: a plain sqlite3 connection sees it too
     assert sqlite3.connect(tmp_path / "lab.db").execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     with pytest.raises(IntegrityError):
