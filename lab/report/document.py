@@ -99,7 +99,7 @@ def headline_section(h: dict[str, Any]) -> Section:
         blocks.append(Para("Study description: " + h["description"]))
     blocks.append(Para(f"Model: {h['model']['id']} (revision {h['model']['revision'] or 'not recorded'}). "
                        f"Languages: {', '.join(langs['all'])}; targets {', '.join(langs['targets'])}; "
-                       f"high-resource {', '.join(langs['high_resource']) or 'none'}. "
+                       f"high-resource {', '.join(langs['high_resource']) or 'none (no regression was checked)'}. "
                        f"Tasks: {', '.join(h['tasks'])}. Identification: {h['method']}; intervention: "
                        f"{h['intervention']['kind']} ({h['intervention']['value']})."))
     blocks.append(_kv(numbers, "Decisive numbers (1 point = 1 percentage point of accuracy)"))

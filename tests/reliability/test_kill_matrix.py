@@ -356,6 +356,9 @@ TUI_SCRIPT = textwrap.dedent("""
         app = NeuronPilotApp(home=sys.argv[1], study=sys.argv[2])
         async with app.run_test(size=(80, 24)) as pilot:
             await pilot.press("r")
+            from tui.screens.underpowered import UnderpoweredScreen
+            if isinstance(app.screen, UnderpoweredScreen):  # the tiny study is underpowered: run anyway
+                await pilot.press("y")
             while True:
                 await pilot.pause(0.2)
 

@@ -26,6 +26,7 @@ from textual.widgets import Label, ProgressBar, Static
 from lab.store import StageState, Store
 from protocols import load_protocol
 from tui.app import NeuronPilotApp
+from tui.screens.underpowered import UnderpoweredScreen
 from tui.screens.decision import DecisionScreen
 from tui.screens.export import ExportScreen
 from tui.screens.new_study import NewStudyScreen
@@ -146,6 +147,10 @@ def test_demo_study_by_keyboard_through_every_stage(tmp_path: Path, monkeypatch:
             # Run with keys; while a stage runs, press up/down now and then (latency) and watch the live
             # bar; decide every gate as it comes; stop where the runner stops.
             await pilot.press("r")
+            # the form's study keeps the protocol's 1-point threshold, which 300 demo items per language
+            # cannot detect: the UI asks before running it, and the user runs it anyway
+            assert isinstance(app.screen, UnderpoweredScreen)
+            await pilot.press("y")
             decisions: list[tuple[str, str]] = []
             deadline = time.monotonic() + 600
             last_press = 0.0
@@ -265,6 +270,8 @@ tasks = ["demo_real"]
         app = NeuronPilotApp(home=str(home), study=str(sid))
         async with app.run_test(size=(80, 24)) as pilot:
             await pilot.press("r")
+            if isinstance(app.screen, UnderpoweredScreen):  # the tiny study is underpowered: run anyway
+                await pilot.press("y")
             await wait_for(pilot, lambda: store.stage_run(sid, "model").state != StageState.pending, 120,
                            "the model stage to start")
             seen["at_quit"] = store.stage_run(sid, "model").state.value
