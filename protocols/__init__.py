@@ -14,6 +14,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal, Optional
 
+from lab.core.errors import BadInput
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 SHIPPED = Path(__file__).resolve().parent
@@ -22,8 +23,9 @@ NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 STRICT = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
-class ProtocolError(ValueError):
-    """A protocol file is invalid; the message is one line saying what and how to fix it."""
+class ProtocolError(BadInput, ValueError):
+    """A protocol file is invalid; the message is one line saying what and how to fix it. It is bad
+    input, so every command reports it as such (exit 2) without wrapping it."""
 
     def __init__(self, message: str) -> None:
         # Keys and TOML errors quoted from the file may hold newlines; the message stays one line.

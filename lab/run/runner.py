@@ -25,7 +25,7 @@ from lab.run.executor import Executor, LocalExecutor, StageUnit
 from lab.run.workers import StageWorker
 from lab.stages import check_implementation
 from lab.store import StageRun, StageState, Store, Study
-from protocols import Protocol, ProtocolError, load_protocol
+from protocols import Protocol, load_protocol
 
 EventSink = Callable[[Event], None]
 LEASE_TTL_SECONDS = 60.0  # the store's lease lifetime (Store.acquire_lease / renew_lease default)
@@ -42,10 +42,7 @@ class RunOutcome:
 
 
 def load_study_protocol(store: Store, study: Study) -> Protocol:
-    try:
-        return load_protocol(study.protocol, store.home.root)
-    except ProtocolError as exc:
-        raise BadInput(str(exc)) from None
+    return load_protocol(study.protocol, store.home.root)
 
 
 class Runner:

@@ -9,7 +9,6 @@ watched and cancelled only through lab.run.workers.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
 import shutil
 import signal
@@ -26,12 +25,11 @@ from lab.core import resources
 from lab.core.artifacts import remove_stale_temps
 from lab.core.errors import BadInput, StageInterrupted
 from lab.core.events import WorkerExit
-from lab.core.paths import Home
 from lab.stages import implementation
 from lab.stages.context import StageContext
 from lab.store import StageState, Store
 from lab.store.tables import utcnow
-from protocols import ProtocolError, load_protocol
+from protocols import load_protocol
 
 HEARTBEAT_SECONDS = 2.0
 
@@ -62,11 +60,8 @@ def run_stage(home: str, study_ref: str, stage: str, fresh: bool = False, out=No
     store = Store(home, create=False)
     study = store.study(study_ref)
     study_id = int(study.id)  # type: ignore[arg-type]
-    try:
-        protocol = load_protocol(study.protocol, store.home.root)
-        spec = protocol.get(stage)
-    except ProtocolError as exc:
-        raise BadInput(str(exc)) from None
+    protocol = load_protocol(study.protocol, store.home.root)  # a ProtocolError is bad input (exit 2)
+    spec = protocol.get(stage)
     impl = implementation(spec.implementation)
     previous = store.stage_run(study_id, stage)
 

@@ -11,7 +11,7 @@ from lab.core.errors import BadInput
 from lab.inputs.preflight import check_study_inputs
 from lab.store import Store, Study
 from lab.study.studyfile import load_study_file
-from protocols import ProtocolError, load_protocol
+from protocols import load_protocol
 
 
 def check_hub_model(model_id: str, revision: str | None) -> None:
@@ -45,10 +45,7 @@ def check_criteria_values(path: str | Path, criteria: dict[str, Any], defaults: 
 
 def validate(path: str | Path, home: Path) -> tuple[Any, dict[str, Any], str, Any]:
     parsed, cfg, text = load_study_file(path)
-    try:
-        protocol = load_protocol(parsed.study.protocol, home)
-    except ProtocolError as exc:
-        raise BadInput(str(exc)) from None
+    protocol = load_protocol(parsed.study.protocol, home)
     unknown = sorted(set(cfg.get("criteria") or {}) - set(protocol.gate_params()))
     if unknown:
         raise BadInput(f"{path}: [criteria] {', '.join(unknown)} is not a threshold of protocol {protocol.name} "
