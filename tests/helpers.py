@@ -115,3 +115,27 @@ def wait_dead(pid: int, timeout: float, poll: float) -> None:
     while pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(poll)
     assert not pid_alive(pid)
+
+
+def metadata_only_gguf(path: Path, arch: str) -> Path:
+    """A GGUF that declares `arch` (enough metadata for transformers to read a config), no weights."""
+    import gguf
+
+    w = gguf.GGUFWriter(str(path), arch)
+    w.add_name(f"tiny-{arch}")
+    w.add_context_length(64)
+    w.add_embedding_length(32)
+    w.add_block_count(2)
+    w.add_feed_forward_length(64)
+    w.add_head_count(4)
+    w.add_head_count_kv(4)
+    w.add_layer_norm_rms_eps(1e-5)
+    w.add_vocab_size(16)
+    w.add_tokenizer_model("gpt2")
+    w.add_token_list([chr(ord("a") + i) for i in range(16)])
+    w.add_token_merges([])
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path

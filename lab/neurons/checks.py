@@ -37,8 +37,9 @@ from lab.neurons.collect import StatsCheckpoint, collect_stats
 from lab.model.adapters import ArchitectureAdapter
 from lab.inputs.corpus import BlockFeed, corpus_feed
 from lab.core.errors import BadInput, StageFailed
-from lab.neurons.identify import TWO_SAMPLE_METHODS, NeuronSets, identify, jaccard, random_like
-from lab.neurons.interventions import LayerNeurons, intervene, neurons_by_layer
+from lab.neurons.identify import TWO_SAMPLE_METHODS, identify, jaccard
+from lab.neurons.interventions import intervene
+from lab.neurons.sets import LayerNeurons, NeuronSets, neurons_by_layer, random_like
 from lab.neurons.ppl_interval import OverControl, increase_over_control
 
 # A held-out text as blocks of token ids (1-D LongTensors; lengths may differ).

@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from lab.core.errors import BadInput
 from lab.core.registry import Registry
-from lab.neurons.sets import NeuronSets, derive_seed, per_layer_counts, random_like  # noqa: F401 (re-exported)
+from lab.neurons.sets import NeuronSets, random_like
 
 if TYPE_CHECKING:  # torch is imported inside the methods: `neuron-pilot new` reads METHODS without it
     import torch

@@ -20,7 +20,7 @@ from torch import nn
 from lab.model.adapters import ArchitectureAdapter
 from lab.core.errors import BadInput
 from lab.core.registry import Registry
-from lab.neurons.sets import LayerNeurons, neurons_by_layer  # noqa: F401 (re-exported)
+from lab.neurons.sets import LayerNeurons
 
 
 

@@ -13,8 +13,8 @@ from typing import Any
 from lab.neurons.collect import StatsCheckpoint, collect_stats, feeds_fingerprint
 from lab.inputs.corpus import HF_PREFIX, check_budget, corpus_feed
 from lab.core.errors import BadInput
-from lab.neurons.identify import (METHODS, TWO_SAMPLE_METHODS, identify, neurons_document, overlap_rows, params_for,
-                                  per_layer_counts, random_like)
+from lab.neurons.identify import METHODS, TWO_SAMPLE_METHODS, identify, neurons_document, overlap_rows, params_for
+from lab.neurons.sets import per_layer_counts, random_like
 from lab.model.loading import load_for_stage
 from lab.stages import STAGES
 from lab.stages.context import StageContext

@@ -18,6 +18,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from lab.core.errors import BadInput
 from lab.model.loading import load_model
 from lab.study.studyfile import load_study_file
+from tests.helpers import metadata_only_gguf
 
 # transformers' module path inside a Llama decoder layer -> llama.cpp's tensor name inside blk.N
 BLOCK = {"self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
@@ -138,35 +139,15 @@ tasks = ["demo_xnli"]
     assert cfg["resolved"]["model_source"] == "gguf" and cfg["model"]["id"] == str(path)
 
 
-def _metadata_only_gguf(path: Path, arch: str) -> Path:
-    """A GGUF that declares `arch` (enough metadata for transformers to read a config), no weights."""
-    w = gguf.GGUFWriter(str(path), arch)
-    w.add_name(f"tiny-{arch}")
-    w.add_context_length(64)
-    w.add_embedding_length(32)
-    w.add_block_count(2)
-    w.add_feed_forward_length(64)
-    w.add_head_count(4)
-    w.add_head_count_kv(4)
-    w.add_layer_norm_rms_eps(1e-5)
-    w.add_vocab_size(16)
-    w.add_tokenizer_model("gpt2")
-    w.add_token_list([chr(ord("a") + i) for i in range(16)])
-    w.add_token_merges([])
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-    return path
 
 
 def test_gguf_of_an_architecture_without_adapter_is_bad_input(tmp_path: Path) -> None:
     # transformers reads phi3 GGUFs, but neuron-pilot has no neuron adapter for phi3
-    phi3 = _metadata_only_gguf(tmp_path / "phi3.gguf", "phi3")
+    phi3 = metadata_only_gguf(tmp_path / "phi3.gguf", "phi3")
     with pytest.raises(BadInput) as exc:
         load_model({"id": str(phi3), "device": "cpu"}, source="gguf")
     assert "'phi3' has no neuron adapter" in str(exc.value) and "lab/model/adapters.py" in str(exc.value)
     # an architecture transformers itself cannot read from GGUF
-    rwkv = _metadata_only_gguf(tmp_path / "rwkv.gguf", "rwkv6")
+    rwkv = metadata_only_gguf(tmp_path / "rwkv.gguf", "rwkv6")
     with pytest.raises(BadInput, match="rwkv6 is not supported.*point \\[model\\] id at"):
         load_model({"id": str(rwkv), "device": "cpu"}, source="gguf")

@@ -16,7 +16,8 @@ import torch
 
 from lab.neurons.activations import ActivationStats
 from lab.core.errors import BadInput
-from lab.neurons.identify import METHODS, identify, jaccard, per_layer_counts, random_like
+from lab.neurons.identify import METHODS, identify, jaccard
+from lab.neurons.sets import per_layer_counts, random_like
 from test_activations import LANGS, TOKENS, collect_recorded, loaded, mixed_corpus, one_thread  # noqa: F401
 
 

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from lab.core.errors import BadInput
-from lab.neurons.interventions import INTERVENTIONS, intervene, neurons_by_layer, read_activation_stats
+from lab.neurons.interventions import INTERVENTIONS, intervene, read_activation_stats
+from lab.neurons.sets import neurons_by_layer
 from lab.model.loading import LoadedModel, load_model
 from lab.stages.intervene import replacement_values, restore_check
 

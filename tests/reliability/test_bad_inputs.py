@@ -25,6 +25,7 @@ import pytest
 
 from lab.cli import main
 from lab.store.db import SCHEMA_VERSION
+from tests.helpers import metadata_only_gguf
 
 HOW = re.compile(r"\b(fix|use|set|check|add|remove|point|run|re-run|restore|download|upgrade|save|re-save|lower|"
                  r"raise|pass|give|list|drop|create|wait|install|write|name|rename|pick|choose|stop)\b", re.IGNORECASE)
@@ -162,27 +163,6 @@ def corrupt_header(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
-def metadata_only_gguf(path: Path, arch: str) -> Path:
-    """A valid GGUF that declares `arch` with enough metadata for a config, and no weights."""
-    import gguf
-
-    w = gguf.GGUFWriter(str(path), arch)
-    w.add_context_length(64)
-    w.add_embedding_length(32)
-    w.add_block_count(2)
-    w.add_feed_forward_length(64)
-    w.add_head_count(4)
-    w.add_head_count_kv(4)
-    w.add_layer_norm_rms_eps(1e-5)
-    w.add_vocab_size(16)
-    w.add_tokenizer_model("gpt2")
-    w.add_token_list([chr(ord("a") + i) for i in range(16)])
-    w.add_token_merges([])
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-    return path
 
 
 def _broken_model(k: Kit, damage: Callable[[Path], None]) -> Path:

@@ -278,7 +278,8 @@ def hand_stats(model: torch.nn.Module, xx: list[torch.Tensor], yy: list[torch.Te
 
 
 def test_lape_finds_the_hand_built_neurons_and_ppxc_confirms_them(hand_model) -> None:
-    from lab.neurons.identify import identify, random_like
+    from lab.neurons.identify import identify
+    from lab.neurons.sets import random_like
 
     xx, yy = lang_blocks(X_IDS, 8, 32, 10), lang_blocks(Y_IDS, 8, 32, 11)
     stats = hand_stats(hand_model, xx, yy)
@@ -293,7 +294,7 @@ def test_lape_finds_the_hand_built_neurons_and_ppxc_confirms_them(hand_model) ->
 
 def test_split_halves_reproduce_the_hand_built_neurons(hand_model) -> None:
     from lab.neurons.checks import Stability, half_controls, identify_half
-    from lab.neurons.identify import random_like
+    from lab.neurons.sets import random_like
 
     xx, yy = lang_blocks(X_IDS, 8, 32, 20), lang_blocks(Y_IDS, 8, 32, 21)
     full = identify_half(hand_stats(hand_model, xx, yy), "lape", LAPE_PARAMS, 0)
