@@ -43,11 +43,15 @@ class LanguageResult:
     above: torch.Tensor  # int64 [L, F]
     score_tokens: int
     out_of_range: dict[str, int]
-    hist: torch.Tensor  # int32 [L, F, bins + 2]
+    hist: torch.Tensor  # int32 [L, F, bins + 2]: a slot of the pass's histogram store (not in tensors())
+    bound: Optional[torch.Tensor] = None  # float32 [L, F]: |p10/p90 error| bound (bin width; inf out of range)
 
     def tensors(self) -> dict[str, torch.Tensor]:
-        return {"count": self.count, "sum": self.sum, "p10": self.p10, "p90": self.p90,
-                "threshold": self.threshold, "above": self.above, "hist": self.hist}
+        out = {"count": self.count, "sum": self.sum, "p10": self.p10, "p90": self.p90,
+               "threshold": self.threshold, "above": self.above}
+        if self.bound is not None:
+            out["bound"] = self.bound
+        return out
 
 
 @dataclass
@@ -70,6 +74,12 @@ class ActivationStats:
     meta: dict[str, str] = field(default_factory=dict)
     threshold_pooled: Optional[torch.Tensor] = None  # float32 [L, F]; None in artifacts written before it existed
     above_pooled: Optional[torch.Tensor] = None  # int64 [n, L, F]
+    # float32 [n, L, F]: |act_p10/act_p90 − exact| is below this (0: exact, from refine_quantiles; inf: the
+    # quantile fell outside the histogram range); None in artifacts written before it existed
+    quantile_bound: Optional[torch.Tensor] = None
+    # not saved: the pass's per-language histograms [n, L, F, bins+2] (refine_quantiles reads them, then drops them)
+    hists: Optional[torch.Tensor] = field(default=None, repr=False)
+    state_bytes: int = 0  # not saved: bytes of the pass's statistics state (lab.neurons.statistics.state_bytes)
 
     @property
     def n_layers(self) -> int:
@@ -110,6 +120,8 @@ class ActivationStats:
             hist_lo=layout.lo.detach().cpu(), hist_width=layout.width.detach().cpu(), bins=layout.bins,
             out_of_range={lang: r.out_of_range for lang, r in zip(languages, results)},
             meta=dict(meta or {}), threshold_pooled=threshold_pooled, above_pooled=above_pooled,
+            quantile_bound=(torch.stack([r.bound for r in results])
+                            if all(r.bound is not None for r in results) else None),
         )
 
     def tensors(self) -> dict[str, torch.Tensor]:
@@ -130,13 +142,16 @@ class ActivationStats:
         if self.threshold_pooled is not None and self.above_pooled is not None:
             out["threshold_pooled90"] = self.threshold_pooled.contiguous()
             out["above_pooled90"] = self.above_pooled.contiguous()
+        if self.quantile_bound is not None:
+            out["quantile_bound"] = self.quantile_bound.contiguous()
         return out
 
     def metadata(self) -> dict[str, str]:
         md = {"model": "", "revision": "", "hook": "", "bos": "none", "position0_excluded": "false"}
         md.update({k: str(v) for k, v in self.meta.items()})
         md.update({"languages": ",".join(self.languages), "histogram_bins": str(self.bins),
-                   "quantiles": "nearest rank k=ceil(q*n), linear inside the histogram bin; |error| < hist_width",
+                   "quantiles": "nearest rank k=ceil(q*n); the exact value where quantile_bound is 0, else linear "
+                                "inside the histogram bin with |error| < quantile_bound (hist_width; inf out of range)",
                    "out_of_range": json.dumps(self.out_of_range, sort_keys=True)})
         return md
 
@@ -158,7 +173,8 @@ class ActivationStats:
                    score_tokens=t["tokens_90p"], hist_lo=t["hist_lo"], hist_width=t["hist_width"],
                    bins=int(md.get("histogram_bins", "0")), out_of_range=json.loads(md.get("out_of_range", "{}")),
                    meta={k: v for k, v in md.items() if k not in known},
-                   threshold_pooled=t.get("threshold_pooled90"), above_pooled=t.get("above_pooled90"))
+                   threshold_pooled=t.get("threshold_pooled90"), above_pooled=t.get("above_pooled90"),
+                   quantile_bound=t.get("quantile_bound"))
 
 
 def deterministic_safetensors(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> bytes:

@@ -34,8 +34,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
 
 import torch
 from torch import nn
@@ -47,11 +48,13 @@ from lab.core.resources import run_halving
 from lab.inputs.corpus import BlockFeed
 from lab.model.adapters import ArchitectureAdapter
 from lab.neurons.activations import ActivationStats, LanguageResult
-from lab.neurons.statistics import Accumulators, BinLayout, StatsHooks, above_bin, hist_quantile, pooled_threshold
+from lab.neurons.statistics import (STAGING_MAX, STATE_BUDGET, Accumulators, BinLayout, StatsHooks, above_bin,
+                                    fit_bins, hist_quantile, pooled_threshold, rank_for, state_bytes)
 
 ProgressFn = Callable[[str, int, int], None]  # (language, tokens done, tokens total)
 STATS_BATCHES = "statistics"  # what lab.core.resources halves (and the batch_halvings metric's condition)
-CHECKPOINT_FORMAT = 2  # 2: per-language histograms kept for the pooled P90; older checkpoints are ignored
+CHECKPOINT_FORMAT = 3  # 3: one histogram store [n_languages, L, F, bins+2], bins fitted to the budget; older ones are ignored
+REFINE_BUDGET = 256 << 20  # bytes of values one refine_quantiles pass may hold (12 bytes a value): more takes more passes
 
 
 def forward_layers(model: nn.Module, ids: torch.Tensor) -> Any:
@@ -83,6 +86,47 @@ def check_finite(out: Any, acc_sum: torch.Tensor, where: str) -> None:
     what = f"activations at layer {bad[0]}" if bad else "hidden states"
     raise StageFailed(f"{where}: non-finite {what} (NaN or inf); the model overflows in this dtype or its weights "
                       f"are broken; load it in float32 or bfloat16 and check the weights")
+
+
+DEFER_FINITE_CHECK: Optional[bool] = None  # None: deferred on accelerators (no host sync per batch), immediate on the CPU
+
+
+class FiniteGuard:
+    """``check_finite`` for every batch of the pass, without a host synchronisation per batch when deferred.
+
+    Deferred, each batch's verdict stays on the device: the number of the first batch with non-finite
+    sums or hidden states. It is read (one sync) before every checkpoint and at the end of each
+    language, so nothing non-finite is ever saved, and the error names that first batch as the
+    immediate check does (a NaN stays in the running sums, so its layer is still found)."""
+
+    def __init__(self, device: torch.device, defer: Optional[bool] = None) -> None:
+        self.defer = device.type != "cpu" if defer is None else defer
+        self.first_bad = torch.full((), -1, dtype=torch.int64, device=device)
+        self.where: list[str] = []
+
+    def batch(self, out: Any, acc_sum: torch.Tensor, where: str) -> None:
+        if not self.defer:
+            check_finite(out, acc_sum, where)
+            return
+        ok = torch.isfinite(acc_sum).all()
+        hidden = getattr(out, "last_hidden_state", None)
+        if hidden is not None:
+            ok = ok & torch.isfinite(hidden).all()
+        mark = torch.full_like(self.first_bad, len(self.where))
+        self.first_bad = torch.where(~ok & (self.first_bad < 0), mark, self.first_bad)
+        self.where.append(where)
+
+    def check(self, acc_sum: torch.Tensor) -> None:
+        if not self.defer or not self.where:
+            return
+        i = int(self.first_bad)  # the one host sync
+        if i >= 0:
+            bad = (~torch.isfinite(acc_sum)).flatten(1).any(1).nonzero().flatten().tolist()
+            what = f"activations at layer {bad[0]}" if bad else "hidden states"
+            raise StageFailed(f"{self.where[i]}: non-finite {what} (NaN or inf); the model overflows in this dtype or "
+                              f"its weights are broken; load it in float32 or bfloat16 and check the weights")
+        self.where.clear()
+        self.first_bad.fill_(-1)
 
 
 def calibrate(model: nn.Module, adapter: ArchitectureAdapter, blocks: Sequence[torch.Tensor], bins: int,
@@ -206,6 +250,13 @@ def feeds_fingerprint(feeds: Sequence[BlockFeed]) -> str:
     return h.hexdigest()[:16]
 
 
+def _to_device(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """On CUDA through pinned memory, asynchronously: a pageable copy would make the host wait for the GPU."""
+    if device.type == "cuda":
+        return batch.pin_memory().to(device, non_blocking=True)
+    return batch.to(device)
+
+
 def _take(it: Iterator[torch.Tensor], n: int, lang: str) -> list[torch.Tensor]:
     out = []
     for _ in range(n):
@@ -221,73 +272,94 @@ def _finish(acc: Accumulators, tokens: int, score_tokens: int, layout: BinLayout
     p10, oor10 = hist_quantile(acc.hist, tokens, 0.1, layout)
     p90, oor90 = hist_quantile(acc.hist, tokens, 0.9, layout)
     thr = acc.threshold if acc.threshold is not None else torch.full_like(p90, math.nan)
+    bound = torch.where(oor10 | oor90, torch.full_like(layout.width, math.inf), layout.width)
     return LanguageResult(count=acc.count.cpu().clone(), sum=acc.sum.cpu().clone(), tokens=tokens,
                           p10=p10.cpu(), p90=p90.cpu(), threshold=thr.float().cpu().clone(),
                           above=acc.above.cpu().clone(), score_tokens=score_tokens,
                           out_of_range={"p10": int(oor10.sum()), "p90": int(oor90.sum())},
-                          hist=acc.hist.cpu().clone())
+                          hist=acc.hist, bound=bound.float().cpu())
 
 
-def _result_from(tensors: dict[str, torch.Tensor], prefix: str, info: dict[str, Any]) -> LanguageResult:
+def _result_from(tensors: dict[str, torch.Tensor], prefix: str, info: dict[str, Any],
+                 hist: torch.Tensor) -> LanguageResult:
     t = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
     return LanguageResult(count=t["count"], sum=t["sum"], tokens=int(info["tokens"]), p10=t["p10"], p90=t["p90"],
                           threshold=t["threshold"], above=t["above"], score_tokens=int(info["score_tokens"]),
-                          out_of_range=dict(info["out_of_range"]), hist=t["hist"])
+                          out_of_range=dict(info["out_of_range"]), hist=hist, bound=t.get("bound"))
 
 
 def collect_stats(model: nn.Module, adapter: ArchitectureAdapter, feeds: Sequence[BlockFeed], *, bins: int = 2048,
                   batch_size: int = 8, device: Optional[torch.device] = None,
                   checkpoint: Optional[StatsCheckpoint] = None, progress: Optional[ProgressFn] = None,
-                  meta: Optional[dict[str, str]] = None) -> ActivationStats:
+                  meta: Optional[dict[str, str]] = None, budget: int = STATE_BUDGET,
+                  keep_hists: bool = False) -> ActivationStats:
     """One statistics pass per language over its feed; resumes from `checkpoint` when it holds one.
 
     Out of memory in a batch: the hooks may already have counted part of it, so the pass starts over
     from the last checkpoint (or the beginning) with half the batch size (lab.core.resources). Counts and
     histograms are exact integers, so the statistics do not depend on the batch size (sums only up
-    to float32 rounding)."""
+    to float32 rounding).
+
+    Memory: the histograms get the study's `bins` when the state fits in `budget` bytes, else the most
+    bins that fit (``fit_bins``); ``stats.state_bytes`` says how much it was. With `keep_hists` the
+    per-language histograms stay on ``stats.hists`` for ``refine_quantiles`` (which drops them)."""
     if not feeds:
         raise ValueError("no languages to collect")
     if len({f.bos for f in feeds}) > 1:
         raise ValueError("every feed of one pass must start its blocks the same way (all with the BOS or none)")
     device = device or next(model.parameters()).device
-    return run_halving(lambda size: _collect(model, adapter, feeds, bins=bins, batch_size=size, device=device,
-                                             checkpoint=checkpoint, progress=progress, meta=meta),
-                       batch_size, STATS_BATCHES, device=device)
+    stats = run_halving(lambda size: _collect(model, adapter, feeds, bins=bins, batch_size=size, device=device,
+                                              checkpoint=checkpoint, progress=progress, meta=meta, budget=budget),
+                        batch_size, STATS_BATCHES, device=device)
+    if not keep_hists:
+        stats.hists = None
+    return stats
 
 
 def _collect(model: nn.Module, adapter: ArchitectureAdapter, feeds: Sequence[BlockFeed], *, bins: int,
              batch_size: int, device: torch.device, checkpoint: Optional[StatsCheckpoint],
-             progress: Optional[ProgressFn], meta: Optional[dict[str, str]]) -> ActivationStats:
+             progress: Optional[ProgressFn], meta: Optional[dict[str, str]], budget: int) -> ActivationStats:
     modules = adapter.act_modules(model)
     n_layers, d_ff = len(modules), adapter.d_ff(model)
     languages = [f.lang for f in feeds]
+    max_batch_tokens = max(batch_size * f.block_size for f in feeds)
+    staging = device.type == "cpu" and max_batch_tokens <= STAGING_MAX
+    # the bin count whose state fits the budget: the study's histogram_bins whenever it fits (counted with
+    # the CPU staging copy whatever the batch size, so a batch halving never changes it)
+    bins = fit_bins(n_layers, d_ff, len(feeds), bins, budget, staging=device.type == "cpu")
+    # every language's histogram lives in one store: the pooled P90 needs them all at the end
+    hists = torch.zeros(len(feeds), n_layers, d_ff, bins + 2, dtype=torch.int32, device=device)
     done: list[LanguageResult] = []
     start_lang, next_block = 0, 0
-    acc = Accumulators(n_layers, d_ff, bins, device,
-                       max_batch_tokens=max(batch_size * f.block_size for f in feeds))
+    acc = Accumulators(n_layers, d_ff, bins, device, max_batch_tokens=max_batch_tokens, hist=hists[0])
     layout: Optional[BinLayout] = None
     tokens = score_tokens = 0
 
     state = checkpoint.load() if checkpoint is not None else None
     if state is not None:
         info, tensors = state
-        layout = BinLayout(tensors["layout.lo"].to(device), tensors["layout.width"].to(device), bins)
-        done = [_result_from(tensors, f"done{i}.", d) for i, d in enumerate(info["done"])]
-        start_lang, next_block = int(info["language_index"]), int(info["next_block"])
-        tokens, score_tokens = int(info["tokens"]), int(info["score_tokens"])
-        if start_lang < len(feeds):
-            acc.load({k[4:]: v.to(device) for k, v in tensors.items() if k.startswith("acc.")})
+        if int(info.get("bins", -1)) == bins and tuple(tensors["hists"].shape) == tuple(hists.shape):
+            layout = BinLayout(tensors["layout.lo"].to(device), tensors["layout.width"].to(device), bins)
+            hists.copy_(tensors["hists"])
+            done = [_result_from(tensors, f"done{i}.", d, hists[i]) for i, d in enumerate(info["done"])]
+            start_lang, next_block = int(info["language_index"]), int(info["next_block"])
+            tokens, score_tokens = int(info["tokens"]), int(info["score_tokens"])
+            if start_lang < len(feeds):
+                acc.hist = hists[start_lang]
+                acc.load({k[4:]: v.to(device) for k, v in tensors.items() if k.startswith("acc.")})
+        del tensors, state
     if layout is None:
         cal = [next(iter(f.open(0))) for f in feeds]
         layout = calibrate(model, adapter, cal, bins, device, skip=[f.skip for f in feeds], names=languages)
 
     since = 0
+    guard = FiniteGuard(device, DEFER_FINITE_CHECK)
     with torch.no_grad(), StatsHooks(modules, acc, layout) as hooks:
         for li in range(start_lang, len(feeds)):
             feed = feeds[li]
             hooks.skip = feed.skip
             if li != start_lang:
-                acc.reset()
+                acc.reset(hists[li])
                 next_block, tokens, score_tokens = 0, 0, 0
             mid = feed.n_blocks // 2
             it = feed.open(next_block)
@@ -302,14 +374,14 @@ def _collect(model: nn.Module, adapter: ArchitectureAdapter, feeds: Sequence[Blo
                     acc.flush()
                     acc.threshold, _ = hist_quantile(acc.hist, tokens, 0.9, layout)
                 hooks.score = in_score
-                batch = torch.stack(_take(it, e - s, feed.lang)).to(device)
+                batch = _to_device(torch.stack(_take(it, e - s, feed.lang)), device)
                 faults.batch(device)  # tests only: an out-of-memory error here
                 fed = batch.shape[0] * (batch.shape[1] - feed.skip)
                 before = list(hooks.seen)
                 out = forward_layers(model, batch)
                 where = f"{feed.lang} batch of blocks {s}-{e - 1}"
                 check_seen(hooks.seen, before, fed, adapter, where)
-                check_finite(out, acc.sum, where)
+                guard.batch(out, acc.sum, where)
                 acc.after_batch(batch.numel())
                 tokens += fed
                 if in_score:
@@ -319,27 +391,207 @@ def _collect(model: nn.Module, adapter: ArchitectureAdapter, feeds: Sequence[Blo
                     progress(feed.lang, tokens, feed.n_tokens)
                 since += e - s
                 if checkpoint is not None and (since >= checkpoint.every or checkpoint.stop_requested()):
-                    _save(checkpoint, li, next_block, tokens, score_tokens, acc, layout, done)
+                    guard.check(acc.sum)
+                    _save(checkpoint, li, next_block, tokens, score_tokens, acc, layout, done, hists)
                     since = 0
                     checkpoint.check_stop()
             hooks.score = False
+            guard.check(acc.sum)
             if tokens != feed.n_tokens:
                 raise RuntimeError(f"{feed.lang}: counted {tokens} tokens, expected {feed.n_tokens}")
             done.append(_finish(acc, tokens, score_tokens, layout))
+    if checkpoint is not None and start_lang < len(feeds):
+        # the whole pass, so that a stop in a later step (refine_quantiles) does not replay it
+        _save(checkpoint, len(feeds), 0, 0, 0, acc, layout, done, hists)
+    del acc
     thr, b = pooled_threshold([r.hist for r in done], 0.9, layout)
     above = torch.stack([above_bin(r.hist, b) for r in done])
     md = {**(meta or {}), "bos": "none" if feeds[0].bos is None else str(feeds[0].bos),
           "position0_excluded": "true" if feeds[0].skip else "false"}
-    return ActivationStats.from_results(languages, done, layout, md, threshold_pooled=thr, above_pooled=above)
+    stats = ActivationStats.from_results(languages, done, layout, md, threshold_pooled=thr, above_pooled=above)
+    stats.hists = hists
+    stats.state_bytes = state_bytes(n_layers, d_ff, len(feeds), bins, staging=staging)
+    return stats
 
 
 def _save(cp: StatsCheckpoint, li: int, next_block: int, tokens: int, score_tokens: int, acc: Accumulators,
-          layout: BinLayout, done: list[LanguageResult]) -> None:
-    tensors = {"layout.lo": layout.lo, "layout.width": layout.width}
-    tensors.update({f"acc.{k}": v for k, v in acc.tensors().items()})
+          layout: BinLayout, done: list[LanguageResult], hists: torch.Tensor) -> None:
+    tensors = {"layout.lo": layout.lo, "layout.width": layout.width, "hists": hists}
+    if li < len(hists):
+        tensors.update({f"acc.{k}": v for k, v in acc.tensors(with_hist=False).items()})
+    else:
+        acc.flush()
     for i, r in enumerate(done):
         tensors.update({f"done{i}.{k}": v for k, v in r.tensors().items()})
     info = {"language_index": li, "next_block": next_block, "tokens": tokens, "score_tokens": score_tokens,
+            "bins": layout.bins,
             "done": [{"tokens": r.tokens, "score_tokens": r.score_tokens, "out_of_range": r.out_of_range}
                      for r in done]}
     cp.save(info, tensors)
+
+
+# ---- exact P10/P90 for the neurons an intervention can use -----------------------------------------
+
+QUANTILES = (("p10", 0.1), ("p90", 0.9))
+
+
+@dataclass
+class _Window:
+    """One language's refine plan: per selected neuron and quantile, the value window that holds its k-th value."""
+
+    flat: torch.Tensor  # int64 [m]: layer·d_ff + index, ascending
+    rank: dict[str, int]  # quantile name → k (nearest rank)
+    lo: dict[str, torch.Tensor]  # float64 [m]: window [lo, hi) (±inf at the ends)
+    hi: dict[str, torch.Tensor]
+    expected: torch.Tensor  # int64 [m]: values pass 1 counted in the windows (both quantiles)
+
+
+def _window(hist: torch.Tensor, flat: torch.Tensor, tokens: int, layout: BinLayout) -> _Window:
+    """Bins b-1..b+1 around the bin b that holds each quantile's k-th value in pass 1's histogram."""
+    d_ff, last = hist.shape[1], hist.shape[2] - 1
+    h = hist.reshape(-1, hist.shape[2])[flat.to(hist.device)].to(torch.int64).cpu()  # [m, bins+2]
+    cum = h.cumsum(-1)
+    lo_all = layout.lo.reshape(-1)[flat.to(layout.lo.device)].double().cpu()
+    w_all = layout.width.reshape(-1)[flat.to(layout.width.device)].double().cpu()
+    rank, lo, hi = {}, {}, {}
+    expected = torch.zeros(flat.numel(), dtype=torch.int64)
+    for name, q in QUANTILES:
+        k = rank_for(q, tokens)
+        b = torch.searchsorted(cum, torch.full((flat.numel(), 1), k, dtype=torch.int64)).squeeze(-1).clamp(max=last)
+        first, end = (b - 1).clamp(min=0), (b + 1).clamp(max=last)
+        lo[name] = torch.where(first <= 0, torch.full_like(lo_all, -math.inf), lo_all + (first - 1).double() * w_all)
+        hi[name] = torch.where(end >= last, torch.full_like(lo_all, math.inf), lo_all + end.double() * w_all)
+        before = torch.where(first > 0, cum.gather(1, (first - 1).clamp(min=0).unsqueeze(-1)).squeeze(-1),
+                             torch.zeros_like(first))
+        expected += cum.gather(1, end.unsqueeze(-1)).squeeze(-1) - before
+        rank[name] = k
+    del d_ff
+    return _Window(flat, rank, lo, hi, expected)
+
+
+def refine_quantiles(model: nn.Module, adapter: ArchitectureAdapter, feeds: Sequence[BlockFeed],
+                     stats: ActivationStats, neurons: Mapping[str, Sequence[Sequence[int]]], *, batch_size: int = 8,
+                     device: Optional[torch.device] = None, check_stop: Callable[[], None] = lambda: None,
+                     progress: Optional[ProgressFn] = None, budget: int = REFINE_BUDGET) -> dict[str, int]:
+    """Make act_p10/act_p90 exact for `neurons[lang]` ([[layer, index], ...]) of each language in `feeds`.
+
+    Pass 1's histogram says, per neuron, which bin b holds the k-th value (k = ⌈q·n⌉). A second pass over
+    that language's blocks (the same blocks, so the same activations) counts each such neuron's values
+    below bin b−1 and keeps the values inside bins b−1..b+1; the k-th value is then the (k − below)-th
+    smallest kept value: exact, whatever the bins. The values kept are what pass 1 counted in those bins,
+    known before the pass, so memory is bounded: the neurons are split into groups of at most `budget`
+    bytes (12 bytes a value), one pass each (one in practice). A neuron whose k-th value is not in its
+    window (an activation within float rounding of a bin edge far from zero) keeps its histogram estimate
+    and bound. Sets ``stats.quantile_bound`` to 0 where exact, records ``exact_quantiles`` in the
+    metadata, drops ``stats.hists`` and returns {language: neurons made exact}.
+    """
+    if stats.hists is None:
+        raise ValueError("refine_quantiles needs the pass's histograms: collect_stats(..., keep_hists=True)")
+    device = device or next(model.parameters()).device
+    layout = BinLayout(stats.hist_lo, stats.hist_width, stats.bins)
+    d_ff = stats.d_ff
+    plans: dict[str, _Window] = {}
+    for feed in feeds:
+        pairs = neurons.get(feed.lang) or []
+        if not pairs:
+            continue
+        k = stats.languages.index(feed.lang)
+        flat = torch.tensor(sorted({int(layer) * d_ff + int(j) for layer, j in pairs}), dtype=torch.int64)
+        plans[feed.lang] = _window(stats.hists[k], flat, int(stats.tokens[k]), layout)
+    stats.hists = None  # the windows are all the second pass needs; the histograms go before it allocates
+    if stats.quantile_bound is None:
+        stats.quantile_bound = stats.hist_width.unsqueeze(0).repeat(len(stats.languages), 1, 1)
+    done: dict[str, int] = {}
+    for feed in feeds:
+        plan = plans.get(feed.lang)
+        if plan is None:
+            continue
+        k = stats.languages.index(feed.lang)
+        exact = {name: torch.full((plan.flat.numel(),), math.nan, dtype=torch.float32) for name, _ in QUANTILES}
+        for group in _groups(plan.expected, budget // 12):
+            _refine_group(model, adapter, feed, plan, group, exact, int(stats.tokens[k]), batch_size, device,
+                          check_stop, progress)
+        ok = ~(exact["p10"].isnan() | exact["p90"].isnan())
+        for name, t in (("p10", stats.p10), ("p90", stats.p90)):
+            view = t[k].reshape(-1)
+            got = ~exact[name].isnan()
+            view[plan.flat[got]] = exact[name][got]
+        stats.quantile_bound[k].reshape(-1)[plan.flat[ok]] = 0.0
+        done[feed.lang] = int(ok.sum())
+    stats.meta["exact_quantiles"] = json.dumps(done, sort_keys=True)
+    return done
+
+
+def _groups(expected: torch.Tensor, cap: int) -> list[torch.Tensor]:
+    """Positions 0..m-1 cut, in order, into runs whose expected values add up to at most `cap` (one or more)."""
+    groups, start, total = [], 0, 0
+    for i, n in enumerate(expected.tolist()):
+        if i > start and total + n > cap:
+            groups.append(torch.arange(start, i))
+            start, total = i, 0
+        total += n
+    groups.append(torch.arange(start, expected.numel()))
+    return groups
+
+
+def _refine_group(model: nn.Module, adapter: ArchitectureAdapter, feed: BlockFeed, plan: _Window,
+                  group: torch.Tensor, exact: dict[str, torch.Tensor], tokens: int, batch_size: int,
+                  device: torch.device, check_stop: Callable[[], None], progress: Optional[ProgressFn]) -> None:
+    modules = adapter.act_modules(model)
+    d_ff = adapter.d_ff(model)
+    flat = plan.flat[group]
+    layers = flat // d_ff
+    per_layer = {}  # layer → (positions in the group, neuron indices, windows per quantile)
+    for layer in sorted(set(layers.tolist())):
+        pos = torch.nonzero(layers == layer).reshape(-1)
+        gpos = group[pos]
+        per_layer[layer] = (pos, (flat[pos] % d_ff).to(device),
+                            {name: (plan.lo[name][gpos].to(device), plan.hi[name][gpos].to(device))
+                             for name, _ in QUANTILES})
+    below = {name: torch.zeros(group.numel(), dtype=torch.int64, device=device) for name, _ in QUANTILES}
+    kept: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {name: [] for name, _ in QUANTILES}
+    seen = [0]
+
+    def make(layer: int) -> Callable[..., None]:
+        pos, idx, windows = per_layer[layer]
+        pos_dev = pos.to(device)
+
+        def hook(_m: nn.Module, _i: Any, out: torch.Tensor) -> None:
+            x = out[:, feed.skip:] if feed.skip else out
+            x = x.reshape(-1, x.shape[-1]).index_select(1, idx).double()  # [tokens, neurons of this layer]
+            if layer == min(per_layer):
+                seen[0] += x.shape[0]
+            for name, (lo, hi) in windows.items():
+                below[name].index_add_(0, pos_dev, (x < lo).sum(0))
+                t, j = torch.nonzero((x >= lo) & (x < hi), as_tuple=True)  # the short pass: a host sync is fine
+                kept[name].append((pos_dev[j], x[t, j].float()))
+        return hook
+
+    handles = [modules[layer].register_forward_hook(make(layer)) for layer in per_layer]
+    try:
+        with torch.no_grad():
+            it = feed.open(0)
+            for s, e in plan_batches(feed, batch_size):
+                batch = torch.stack(_take(it, e - s, feed.lang)).to(device)
+                forward_layers(model, batch)
+                check_stop()
+                if progress is not None:
+                    progress(feed.lang, seen[0], tokens)
+    finally:
+        for h in handles:
+            h.remove()
+    if seen[0] != tokens:
+        raise StageFailed(f"{feed.lang}: the exact-quantile pass saw {seen[0]} tokens, the statistics pass {tokens}")
+    for name, _ in QUANTILES:
+        pos = torch.cat([p for p, _ in kept[name]]).cpu() if kept[name] else torch.zeros(0, dtype=torch.int64)
+        val = torch.cat([v for _, v in kept[name]]).cpu() if kept[name] else torch.zeros(0)
+        order = torch.sort(val, stable=True).indices
+        order = order[torch.sort(pos[order], stable=True).indices]  # by neuron, then by value
+        val = val[order]
+        counts = torch.bincount(pos, minlength=group.numel())
+        starts = counts.cumsum(0) - counts
+        r = plan.rank[name] - below[name].cpu()  # the k-th value is the r-th smallest inside the window
+        ok = (r >= 1) & (r <= counts)
+        got = torch.full((group.numel(),), math.nan, dtype=torch.float32)
+        got[ok] = val[(starts + r - 1)[ok]]
+        exact[name][group] = got

@@ -33,6 +33,7 @@ from typing import Any, Callable, Optional, Sequence
 import torch
 from torch import nn
 
+STATE_BUDGET = 1 << 30  # bytes: the statistics state (accumulators, histograms, results) of a pass stays under this
 CAL_MARGIN = 0.25  # histogram range = calibration [min, max] widened by this share of its span on each side
 MIN_SPAN = 1e-4  # a neuron that is constant in calibration still gets a range this wide
 STAGING_MAX = 32767  # int16 staging histogram (CPU): flushed before a bin could pass this
@@ -133,6 +134,40 @@ def above_bin(hist: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return out
 
 
+# ---- how much state a pass keeps ----------------------------------------------------------------
+
+# bytes per neuron that do not depend on the bin count: Accumulators (count 8 + sum 8 + above 8 +
+# threshold 4), the bin layout (lo, width) and the hooks' copies (inv, shift) 16, and per language
+# the finished result (count 8, sum 8, p10 4, p90 4, threshold 4, above 8, bound 4) twice (the list
+# and the stacked ActivationStats), plus above_pooled 8 per language and threshold_pooled 4.
+FIXED_PER_NEURON = 28 + 16 + 4
+PER_LANGUAGE_PER_NEURON = 2 * 40 + 8
+
+
+def state_bytes(n_layers: int, d_ff: int, n_languages: int, bins: int, staging: bool = True) -> int:
+    """Bytes of the statistics state of one pass: every language's int32 histogram [L, F, bins+2] (kept
+    for the pooled P90), the int16 staging histogram (CPU), the accumulators and the results.
+
+    Scratch buffers of the hooks (proportional to batch tokens × d_ff, freed after the pass) and the
+    model itself are not included."""
+    neurons = n_layers * d_ff
+    per_bin = n_languages * 4 + (2 if staging else 0)
+    return neurons * ((bins + 2) * per_bin + FIXED_PER_NEURON + n_languages * PER_LANGUAGE_PER_NEURON)
+
+
+def fit_bins(n_layers: int, d_ff: int, n_languages: int, bins: int, budget: int = STATE_BUDGET,
+             staging: bool = True, minimum: int = 16) -> int:
+    """The most bins (at most `bins`, at least `minimum`) whose `state_bytes` fits in `budget`.
+
+    The study's ``histogram_bins`` is used whole when it fits (the demo: 4 × 512 neurons, 6 languages,
+    2048 bins, 104 MB); at Llama-3.1-8B's shape (32 × 14,336) with 6 languages it gives 65 bins (71 on a GPU)."""
+    neurons = n_layers * d_ff
+    per_bin = neurons * (n_languages * 4 + (2 if staging else 0))
+    fixed = neurons * (FIXED_PER_NEURON + n_languages * PER_LANGUAGE_PER_NEURON)
+    fit = (budget - fixed) // per_bin - 2 if budget > fixed else 0
+    return int(max(minimum, min(bins, fit)))
+
+
 # ---- accumulators and hooks ----------------------------------------------------------------------
 
 class Accumulators:
@@ -145,10 +180,12 @@ class Accumulators:
     """
 
     def __init__(self, n_layers: int, d_ff: int, bins: int, device: torch.device,
-                 max_batch_tokens: int = 0) -> None:
+                 max_batch_tokens: int = 0, hist: Optional[torch.Tensor] = None) -> None:
         self.count = torch.zeros(n_layers, d_ff, dtype=torch.int64, device=device)
         self.sum = torch.zeros(n_layers, d_ff, dtype=torch.float64, device=device)
-        self.hist = torch.zeros(n_layers, d_ff, bins + 2, dtype=torch.int32, device=device)
+        # `hist` may be a slot of the pass's [n_languages, L, F, bins+2] store (collect.py): no copy per language
+        self.hist = hist if hist is not None else torch.zeros(n_layers, d_ff, bins + 2, dtype=torch.int32,
+                                                              device=device)
         self.above = torch.zeros(n_layers, d_ff, dtype=torch.int64, device=device)
         self.threshold: Optional[torch.Tensor] = None  # [L, F] float32 once the score sample starts
         use_staging = device.type == "cpu" and 0 < max_batch_tokens <= STAGING_MAX
@@ -177,8 +214,12 @@ class Accumulators:
             self.staging.zero_()
         self.staged = 0
 
-    def reset(self) -> None:
-        """Zero everything for the next language (same tensors, so memory stays put)."""
+    def reset(self, hist: Optional[torch.Tensor] = None) -> None:
+        """Zero everything for the next language (same tensors, so memory stays put); with `hist`, the
+        histogram goes on in that (zeroed) slot instead and the previous one is left as it is."""
+        self.flush()
+        if hist is not None:
+            self.hist = hist
         for t in (self.count, self.sum, self.hist, self.above):
             t.zero_()
         if self.staging is not None:
@@ -186,16 +227,19 @@ class Accumulators:
         self.staged = 0
         self.threshold = None
 
-    def tensors(self) -> dict[str, torch.Tensor]:
+    def tensors(self, with_hist: bool = True) -> dict[str, torch.Tensor]:
         self.flush()
-        out = {"count": self.count, "sum": self.sum, "hist": self.hist, "above": self.above}
+        out = {"count": self.count, "sum": self.sum, "above": self.above}
+        if with_hist:
+            out["hist"] = self.hist
         if self.threshold is not None:
             out["threshold"] = self.threshold
         return out
 
     def load(self, tensors: dict[str, torch.Tensor]) -> None:
         for name in ("count", "sum", "hist", "above"):
-            getattr(self, name).copy_(tensors[name])
+            if name in tensors:
+                getattr(self, name).copy_(tensors[name])
         if self.staging is not None:
             self.staging.zero_()
         self.staged = 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lab.neurons.collect import StatsCheckpoint, collect_stats, feeds_fingerprint
+from lab.neurons.collect import StatsCheckpoint, collect_stats, feeds_fingerprint, refine_quantiles
 from lab.inputs.corpus import HF_PREFIX, check_budget, corpus_feed
 from lab.core.errors import BadInput
 from lab.neurons.identify import METHODS, TWO_SAMPLE_METHODS, identify, neurons_document, overlap_rows, params_for
@@ -72,17 +72,21 @@ def run(ctx: StageContext) -> None:
             "block_size": str(block), "seed": str(ctx.seed)}
     stats = collect_stats(loaded.model, loaded.adapter, feeds, bins=int(ident["histogram_bins"]),
                           batch_size=int(ident["batch_size"]), device=loaded.device, checkpoint=checkpoint,
-                          progress=progress, meta=meta)
+                          progress=progress, meta=meta, keep_hists=True)
     if checkpoint.resumed_from is not None:
         r = checkpoint.resumed_from
         ctx.log(f"resumed from the checkpoint at {languages[min(r['language_index'], len(languages) - 1)]} "
                 f"block {r['next_block']}")
-    ctx.write_artifact("activation_stats.safetensors", stats.save)
-
     params = params_for(method_name, ident)
     sets, details = identify(stats, method_name, params, ctx.seed)
     n_layers, d_ff = stats.n_layers, stats.d_ff
     control = random_like(sets, n_layers, d_ff, ctx.seed)
+    # exact P10/P90 for every neuron a target's intervention can use (docs/identify.md)
+    targets = [lang for lang in cfg["languages"].get("targets", []) if lang in sets]
+    refine_quantiles(loaded.model, loaded.adapter, [f for f in feeds if f.lang in targets], stats,
+                     {lang: sets[lang] + control.get(lang, []) for lang in targets},
+                     batch_size=int(ident["batch_size"]), device=loaded.device, check_stop=ctx.check_stop)
+    ctx.write_artifact("activation_stats.safetensors", stats.save)
     shape = {"n_layers": n_layers, "d_ff": d_ff, "tokens_per_language": n_tokens, "block_size": block,
              "seed": ctx.seed}
     ctx.write_json("neurons.json", neurons_document(method_name, params, sets, **details, **shape))
