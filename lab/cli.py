@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -87,6 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rationale", required=True)
     p.add_argument("--by", required=True)
     _add_home(p)
+    p = sub.add_parser("cluster", help="Slurm: check that the cluster takes the study's jobs (docs/cluster.md)")
+    csub = p.add_subparsers(dest="cluster_command", metavar="check", required=True, parser_class=OneLineParser)
+    c = csub.add_parser("check", help="partition exists, study home visible from a compute node, Python works there")
+    c.add_argument("study")
+    c.add_argument("--wait", type=float, default=300.0,
+                   help="seconds to wait for the check job to run (default 300)")
+    _add_home(c)
     p = sub.add_parser("bench", help="statistics-collection and intervention overhead vs a plain forward pass")
     p.add_argument("--model", default=None, help="a model folder or hub id (default: a random ~30M Llama)")
     p.add_argument("--json", action="store_true")
@@ -282,6 +290,20 @@ def cmd_decide(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cluster(args: argparse.Namespace) -> int:
+    """`cluster check STUDY`: each check prints `ok: ...`; the first that fails is one line, exit 2."""
+    from lab.run.slurm import cluster_check
+
+    if not math.isfinite(args.wait) or args.wait <= 0:
+        raise BadInput(f"--wait {args.wait:g} must be a positive number of seconds")
+    store = _store(args, create=False)
+    study = store.study(args.study)
+    compute = json.loads(study.config_json).get("compute") or {}
+    cluster_check(store.home, study.id, compute, wait_s=args.wait, say=lambda line: print(line, flush=True))
+    print(f"study {study.id} can run on the cluster: `neuron-pilot run {study.id} --detach`")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from lab.bench import run_bench  # imported here: the benchmark's module is only needed by this command
 
@@ -305,7 +327,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except SystemExit as exc:  # a usage error (one line, printed) or --help
         return int(exc.code or 0) if not isinstance(exc.code, str) else 2
     handlers = {"new": cmd_new, "run": cmd_run, "status": cmd_status, "studies": cmd_studies,
-                "export": cmd_export, "demo": cmd_demo, "bench": cmd_bench, "decide": cmd_decide}
+                "export": cmd_export, "demo": cmd_demo, "bench": cmd_bench, "decide": cmd_decide,
+                "cluster": cmd_cluster}
     try:
         if args.command in (None, "tui"):
             from lab.store.health import check_home
