@@ -1,8 +1,11 @@
 """The worker's protocol: one JSON event per line on stdout, and its exit codes (WorkerExit).
 
-Kinds: progress {done, total, unit, label}, metric {name, language, condition, value, ...},
-artifact {name, path, sha256, bytes}, log {level, message}, done {seconds}, error {message, bad_input},
-interrupted {message}. Every event carries `event`, `stage`, `study` and `t` (unix seconds).
+Kinds: started {pid, host, attempt}, progress {done, total, unit, label}, metric {name, language,
+condition, value, ...}, artifact {name, path, sha256, bytes}, log {level, message}, done {seconds},
+error {message, bad_input}, interrupted {message}. Every event carries `event`, `stage`, `study` and `t`
+(unix seconds); a stage unit's events also carry `attempt` and `seq` (1, 2, ... within the attempt), the
+key the coordinator ingests them by, once each (lab.store.ingest). The terminal events (done, error,
+interrupted) also carry `compute_seconds` and `gpu_seconds`.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ class WorkerExit(IntEnum):
     INTERRUPTED = 3  # SIGTERM: the stage checkpointed and stopped; the next run resumes it
 
 
-KINDS = ("progress", "metric", "artifact", "log", "done", "error", "interrupted")
+KINDS = ("started", "progress", "metric", "artifact", "log", "done", "error", "interrupted")
+TERMINAL = ("done", "error", "interrupted")
 
 
 @dataclass(frozen=True)
@@ -63,4 +67,6 @@ class Event:
             return f"wrote {d.get('name')} ({d.get('bytes')} bytes)"
         if self.event == "done":
             return f"done in {d.get('seconds', 0):.1f}s"
+        if self.event == "started":
+            return f"started (attempt {d.get('attempt')}) in pid {d.get('pid')} on {d.get('host')}"
         return str(d.get("message", ""))

@@ -62,6 +62,14 @@ class Home:
     def event_log(self, study_id: int, stage: str) -> Path:
         return self.logs / f"study-{study_id}" / f"{stage}.jsonl"
 
+    def unit_input(self, study_id: int, stage: str) -> Path:
+        """What the coordinator hands a stage unit (lab.run.unit): the unit reads this, never lab.db."""
+        return self.logs / f"study-{study_id}" / f"{stage}.unit.json"
+
+    def heartbeat_file(self, study_id: int, stage: str) -> Path:
+        """A running unit rewrites this every few seconds; the coordinator's ingest reads it."""
+        return self.logs / f"study-{study_id}" / f"{stage}.beat"
+
     def inside(self, path: Path) -> Path:
         """Refuse paths that escape the home folder (artifact paths come from the DB)."""
         resolved = (self.root / path).resolve()

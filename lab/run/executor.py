@@ -1,37 +1,62 @@
-"""The executor seam: where a stage unit runs (submit, poll, cancel, its event file); local today.
+"""The executor seam: where a stage unit runs (submit, re-attach, status, cancel); local or Slurm.
 
-The coordinator (lab.run.coordinator, through lab.run.runner.Runner) never starts or signals a stage
-process itself: it asks an Executor to submit a stage unit, or to adopt one that is already running,
-and talks to the returned StageUnit. `LocalExecutor` runs a unit as a worker process on this machine
-(lab.run.workers.StageWorker). A cluster executor (issue #17: submitit's Slurm executor) implements
-the same two protocols: its unit's events come from the event file the worker writes under the study
-home, its state from the scheduler, and its cancel is the scheduler's cancel. See docs/coordinator.md.
+The coordinator (lab.run.runner.Runner) never starts or signals a stage process itself: it writes the
+unit's input file (lab.run.unit), asks an Executor to submit the worker command, records the job id
+in the stage's row, and then only *reads files*: the unit's event file (which it ingests into lab.db,
+lab.run.ingest) and the executor's status. A unit never opens lab.db, so local and Slurm units take
+the same path through the coordinator and the same tests cover both. See docs/coordinator.md and
+docs/cluster.md.
 """
 
 from __future__ import annotations
 
-import threading
+import os
+import signal
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional, Protocol
+from typing import Optional, Protocol
 
-from lab.core.events import Event, WorkerExit
-from lab.run.workers import StageWorker
-from lab.store import StageRun, Store
+from lab.core.paths import Home
+from lab.store.leases import pid_alive
+
+# Scheduler states a unit can end in that are not the worker's own doing, and what they mean.
+# PREEMPTED and NODE_FAIL resubmit (up to [compute] max_resubmits) and resume from the checkpoint.
+RESUBMIT_STATES = ("PREEMPTED", "NODE_FAIL", "BOOT_FAIL")
+
+
+@dataclass(frozen=True)
+class UnitStatus:
+    """Where a submitted unit stands. `state` is the scheduler's word (PENDING, RUNNING, COMPLETED, FAILED,
+    CANCELLED, TIMEOUT, PREEMPTED, NODE_FAIL, OUT_OF_MEMORY; locally RUNNING / COMPLETED / FAILED / KILLED /
+    GONE),
+    `alive` whether it may still write events, `reason` the scheduler's reason (PENDING: Priority,
+    Resources...), `node` where it runs or ran."""
+
+    state: str
+    alive: bool
+    reason: str = ""
+    node: str = ""
+    exit_code: Optional[int] = None
+
+    def describe(self) -> str:
+        where = f" on {self.node}" if self.node else ""
+        why = f" ({self.reason})" if self.reason and self.reason not in ("None", "(null)") else ""
+        return f"{self.state}{why}{where}"
 
 
 class StageUnit(Protocol):
-    """One submitted (or adopted) stage: what the coordinator needs from wherever it runs."""
+    """One submitted (or re-attached) stage unit."""
 
     stage: str
+    job_id: str  # what the stage row records to re-attach: a pid locally, the Slurm job id
 
-    def describe(self) -> str: ...                       # "worker pid 12 on host" / "job 345 on node7"
-    def events(self) -> Iterator[Event]: ...             # a submitted unit's events until it ends
-    def wait(self) -> WorkerExit | int: ...              # a submitted unit's exit code
-    def poll(self) -> list[Event]: ...                   # new events from its event file
-    def run(self) -> StageRun: ...                       # its state now (a dead unit's stage is marked interrupted)
-    def wait_ended(self, stop: Optional[threading.Event] = None) -> StageRun: ...  # an adopted unit's end
-    def cancel(self) -> bool: ...                        # ask it to checkpoint and stop
-    def detach(self) -> None: ...                        # nobody follows it any more; it goes on
+    def describe(self) -> str: ...             # "worker pid 12 on host" / "slurm job 345"
+    def status(self) -> UnitStatus: ...        # asks the scheduler (or the OS) now
+    def cancel(self) -> bool: ...              # ask it to checkpoint and stop (SIGTERM / scancel)
+    def log_tail(self, lines: int = 20) -> str: ...  # the end of its stdout+stderr log, for a unit that died
 
 
 class Executor(Protocol):
@@ -39,30 +64,106 @@ class Executor(Protocol):
 
     name: str
 
-    def submit(self, store: Store, study_id: int, stage: str) -> StageUnit: ...
-    def adopt(self, store: Store, study_id: int, stage: str) -> Optional[StageUnit]: ...
-    def event_file(self, store: Store, study_id: int, stage: str) -> Path: ...
+    def submit(self, home: Home, study_id: int, stage: str, command: list[str]) -> StageUnit: ...
+    def reattach(self, home: Home, study_id: int, stage: str, job_id: str, host: str) -> StageUnit: ...
+    def advice(self, status: UnitStatus) -> str: ...  # what a unit's end means, and the knob to turn
+
+
+ADVICE = {
+    "TIMEOUT": "it reached its time limit; raise [compute] time_min (it resumes from its last checkpoint)",
+    "PREEMPTED": "the scheduler preempted it; it is resubmitted automatically up to [compute] max_resubmits",
+    "NODE_FAIL": "its node failed; it is resubmitted automatically up to [compute] max_resubmits",
+    "OUT_OF_MEMORY": "it ran out of host memory; raise [compute] mem_gb, or lower the stage's batch_size",
+    "CANCELLED": "it was cancelled; run the study again to resume from its last checkpoint",
+    "GONE": "its process is gone (killed?); run the study again to resume from its last checkpoint",
+    "KILLED": "its process was killed by a signal; run the study again to resume from its last checkpoint",
+    "FAILED": "it failed before recording its end; see the end of its log below, fix that, and run again",
+    "BOOT_FAIL": "its node failed to boot; run again (or exclude the node with [compute] extra)",
+    "DEADLINE": "it reached its deadline; run again with a later deadline",
+}
+
+
+def failure_advice(status: UnitStatus) -> str:
+    """What a local unit's end means, in plain words, and the knob to turn."""
+    return ADVICE.get(status.state, f"it ended {status.state}; run the study again to resume")
+
+
+def unit_log(home: Home, study_id: int, stage: str) -> Path:
+    """Where a unit's own stdout and stderr go (a Slurm job's log lives in the executor's folder)."""
+    return home.logs / f"study-{study_id}" / f"{stage}.out"
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    try:
+        with open(path, "rb") as fh:
+            size = fh.seek(0, 2)
+            fh.seek(max(0, size - 16384))
+            text = fh.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+class LocalUnit:
+    """A worker process on this machine, in its own session (it outlives whoever started it)."""
+
+    def __init__(self, home: Home, study_id: int, stage: str, pid: int, host: str,
+                 proc: Optional[subprocess.Popen[bytes]] = None) -> None:
+        self.home, self.study_id, self.stage = home, study_id, stage
+        self.pid, self.host, self._proc = pid, host, proc
+        self.job_id = str(pid)
+
+    def describe(self) -> str:
+        return f"worker pid {self.pid} on {self.host}"
+
+    def status(self) -> UnitStatus:
+        if self._proc is not None:
+            code = self._proc.poll()
+            if code is None:
+                return UnitStatus("RUNNING", True, node=self.host)
+            state = "COMPLETED" if code == 0 else ("KILLED" if code < 0 else "FAILED")
+            return UnitStatus(state, False, node=self.host, exit_code=code)
+        if self.host != socket.gethostname():  # another login node started it: nothing here can see it
+            return UnitStatus("UNKNOWN", True, reason=f"started on {self.host}", node=self.host)
+        if pid_alive(self.pid):
+            return UnitStatus("RUNNING", True, node=self.host)
+        return UnitStatus("GONE", False, node=self.host)
+
+    def cancel(self) -> bool:
+        if self.host != socket.gethostname() or not self.status().alive:
+            return False
+        try:
+            os.kill(self.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return False
+        return True
+
+    def log_tail(self, lines: int = 20) -> str:
+        return tail(unit_log(self.home, self.study_id, self.stage), lines)
 
 
 class LocalExecutor:
-    """Stage units as worker processes on this machine, each in its own session (lab.run.workers)."""
+    """Stage units as worker processes on this machine. Their stdout (the JSON-lines events, also in the
+    event file) and stderr go to logs/study-N/STAGE.out."""
 
     name = "local"
 
-    def submit(self, store: Store, study_id: int, stage: str) -> StageUnit:
-        return StageWorker.start(store, study_id, stage)
+    def submit(self, home: Home, study_id: int, stage: str, command: list[str]) -> StageUnit:
+        log = unit_log(home, study_id, stage)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True, env=env)
+        return LocalUnit(home, study_id, stage, proc.pid, socket.gethostname(), proc)
 
-    def adopt(self, store: Store, study_id: int, stage: str) -> Optional[StageUnit]:
-        return StageWorker.adopt(store, study_id, stage)
+    def reattach(self, home: Home, study_id: int, stage: str, job_id: str, host: str) -> StageUnit:
+        return LocalUnit(home, study_id, stage, int(job_id), host or socket.gethostname())
 
-    def event_file(self, store: Store, study_id: int, stage: str) -> Path:
-        return store.home.event_log(study_id, stage)
+    def advice(self, status: UnitStatus) -> str:
+        return failure_advice(status)
 
 
-def executor_for(name: str = "local") -> Executor:
-    """The executor a study names; only `local` exists today (`slurm` is issue #17)."""
-    if name != "local":
-        from lab.core.errors import BadInput
-
-        raise BadInput(f"executor {name!r} is not available; use executor = \"local\"")
-    return LocalExecutor()
+def worker_command(home: Home, study_id: int, stage: str) -> list[str]:
+    """The stage unit's command line, the same for every executor."""
+    return [sys.executable, "-m", "lab.worker", "--home", str(home.root), "--study", str(study_id), "--stage", stage]

@@ -18,18 +18,21 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from lab.core.errors import BadInput
-from lab.core.events import Event, WorkerExit
+from lab.core.events import TERMINAL, Event, WorkerExit
 from lab.gates.base import Recommendation
 from lab.gates.rules import recommend
-from lab.run.executor import Executor, LocalExecutor, StageUnit
-from lab.run.workers import StageWorker
-from lab.stages import check_implementation
+from lab.run.compute import executor_for
+from lab.run.executor import RESUBMIT_STATES, Executor, LocalExecutor, StageUnit, UnitStatus
+from lab.run.workers import recover, submit_unit
+from lab.stages import READS_STORE, check_implementation
 from lab.store import StageRun, StageState, Store, Study
 from protocols import Protocol, load_protocol
 
 EventSink = Callable[[Event], None]
 LEASE_TTL_SECONDS = 60.0  # the store's lease lifetime (Store.acquire_lease / renew_lease default)
 RENEW_SECONDS = 10.0  # how often the lease is renewed
+INGEST_SECONDS = 0.25  # how often the coordinator ingests a running unit's event file
+STATUS_SECONDS = {"local": 0.5, "slurm": 5.0}  # how often it asks the executor (squeue is not free)
 
 
 @dataclass
@@ -58,7 +61,10 @@ class Runner:
         self.headless = headless
         self.on_event = on_event or (lambda e: None)
         self.holder = holder
-        self.executor: Executor = executor or LocalExecutor()  # where stage units run (lab.run.executor)
+        self.compute: dict = dict(json.loads(self.study.config_json or "{}").get("compute") or {})
+        # where stage units run (lab.run.executor): the study's [compute] executor unless one is given
+        self.executor: Executor = executor or executor_for(self.compute)
+        self.local = LocalExecutor()  # for the stages that read lab.db (READS_STORE)
         self.renew_seconds = RENEW_SECONDS
         self.lease_lost: Optional[str] = None  # why the lease was lost, once it was
         self._worker: Optional[StageUnit] = None
@@ -95,7 +101,7 @@ class Runner:
         try:
             for stage in self.store.sync_stages(self.study_id, names):
                 self._say(f"stage {stage} is new in protocol {self.protocol.name}; added as pending", stage, "warning")
-            for stage in StageWorker.mark_dead(self.store, self.study_id):
+            for stage in recover(self.store, self.study_id):
                 self._say(f"stage {stage} was interrupted (worker gone); it will resume", stage, "warning")
             for spec in self.protocol.stage:
                 outcome = self._run_one(spec.name)
@@ -202,33 +208,118 @@ class Runner:
                               stopped_at=stage, gate_stop=True)
         return None
 
+    def _executor_named(self, name: str) -> Executor:
+        if name == self.executor.name:
+            return self.executor
+        return self.local if name == "local" else executor_for({**self.compute, "executor": name})
+
     def _wait_for_adopted(self, stage: str, run: StageRun) -> StageRun:
-        """Wait for a live worker that this runner did not start (its runner or UI died, the worker went
-        on): starting a second worker on the same stage would race it. Ends when the worker records its
-        end, or when it dies (then its stage is interrupted, and it resumes here). A cancel reaches it."""
-        worker = self.executor.adopt(self.store, self.study_id, stage)
-        if worker is None:
-            return self.store.stage_run(self.study_id, stage)
-        self._say(f"stage {stage} is still running in {worker.describe()} (started earlier); waiting for it", stage)
-        self._worker = worker
-        try:
-            run = worker.wait_ended(self._stop)
-        finally:
-            self._worker = None
-        self._say(f"stage {stage} ended in its earlier worker: {run.state.value}", stage)
+        """Follow a unit that this runner did not start (its runner or UI died, the unit went on): starting
+        a second one on the same stage would race it. Its events are ingested (exactly once, whoever
+        ingested some before), its state asked of its executor; a cancel reaches it."""
+        if not run.job_id and not run.pid:
+            return run
+        executor = self._executor_named(run.executor or "local")
+        unit = executor.reattach(self.store.home, self.study_id, stage, run.job_id or str(run.pid), run.host or "")
+        self._worker = unit
+        self._say(f"stage {stage} is still running in {unit.describe()} (started earlier); following it", stage)
+        self._follow(stage, unit, executor)
+        run = self.store.stage_run(self.study_id, stage)
+        self._say(f"stage {stage} ended in its earlier unit: {run.state.value}", stage)
         return run
 
+    def _submit(self, stage: str, executor: Executor) -> StageUnit:
+        return submit_unit(self.store, self.study_id, stage, executor)
+
     def _spawn(self, stage: str) -> WorkerExit | int:
-        self._say(f"starting stage {stage} in a worker process", stage)
-        worker = self._worker = self.executor.submit(self.store, self.study_id, stage)
-        if self._stop.is_set():  # a cancel (or a lost lease) that came while the worker was starting
-            worker.cancel()
+        executor = self.local if stage in READS_STORE else self.executor
+        self._say(f"starting stage {stage} in a worker process ({executor.name} executor)", stage)
+        unit = self._submit(stage, executor)
+        self._say(f"stage {stage} runs in {unit.describe()}", stage)
+        return self._follow(stage, unit, executor)
+
+    def _follow(self, stage: str, unit: StageUnit, executor: Executor) -> WorkerExit | int:
+        """Ingest the unit's events (relaying each) until it ends; map a unit that died without saying so
+        (killed, preempted, node failure, out of memory) to the stage's state and reason. Preemption and
+        node failure resubmit, up to [compute] max_resubmits, and resume from the checkpoint."""
+        self._worker = unit
+        asked = False
+        resubmits = 0
+        max_resubmits = int(self.compute.get("max_resubmits", 2))
+        every = STATUS_SECONDS.get(executor.name, 2.0)
+        next_status = 0.0
+        last_state = ""
         try:
-            for event in worker.events():
-                self.on_event(event)
-            return worker.wait()
-        except BaseException:  # whoever followed the events went away (the UI quit): the worker goes on
-            worker.detach()    # alone, and must never block on a pipe nobody reads
-            raise
+            while True:
+                if self._stop.is_set() and not asked:
+                    asked = True
+                    unit.cancel()
+                ended = self._ingest(stage)
+                if ended is not None:
+                    unit.status()  # reaps a local worker that has just exited
+                    return ended
+                if time.monotonic() < next_status:
+                    time.sleep(INGEST_SECONDS)
+                    continue
+                next_status = time.monotonic() + every
+                status = unit.status()
+                if executor.name != "local" and status.describe() != last_state:
+                    last_state = status.describe()
+                    self.store.update_stage(self.study_id, stage, job_state=last_state,
+                                            host=status.node or None)
+                    self._say(f"stage {stage}: {unit.describe()} is {last_state}", stage)
+                if status.alive:
+                    continue
+                time.sleep(0.2)  # the unit's last lines may still be on their way to the file
+                ended = self._ingest(stage)
+                if ended is not None:
+                    return ended
+                if status.state in RESUBMIT_STATES and resubmits < max_resubmits and not self._stop.is_set():
+                    resubmits += 1
+                    self.store.update_stage(self.study_id, stage, state=StageState.interrupted,
+                                            error=f"{status.state}: resubmitted")
+                    self._say(f"stage {stage}: {unit.describe()} ended {status.describe()}; resubmitting "
+                              f"({resubmits} of {max_resubmits}), resuming from its checkpoint", stage, "warning")
+                    unit = self._worker = self._submit(stage, executor)
+                    continue
+                return self._died(stage, unit, status, executor)
         finally:
             self._worker = None
+
+    def _ingest(self, stage: str) -> Optional[WorkerExit]:
+        """Ingest and relay new events; the unit's exit code once its terminal event is in."""
+        code: Optional[WorkerExit] = None
+        for event in self.store.ingest(self.study_id, stage):
+            self.on_event(event)
+            if event.event == "done":
+                code = WorkerExit.DONE
+            elif event.event == "interrupted":
+                code = WorkerExit.INTERRUPTED
+            elif event.event in TERMINAL:
+                code = WorkerExit.BAD_INPUT if event.data.get("bad_input") else WorkerExit.FAILED
+        if code is None and self.store.stage_run(self.study_id, stage).state != StageState.running:
+            run = self.store.stage_run(self.study_id, stage)  # someone else ingested its end
+            code = {StageState.done: WorkerExit.DONE, StageState.interrupted: WorkerExit.INTERRUPTED}.get(
+                run.state, WorkerExit.FAILED)
+        return code
+
+    def _died(self, stage: str, unit: StageUnit, status: UnitStatus, executor: Executor) -> WorkerExit:
+        """A unit that ended without recording its end: say why in plain words, keep the stage resumable."""
+        advice = executor.advice(status)
+        log = unit.log_tail(12).strip()
+        last = log.splitlines()[-1] if log else ""
+        if status.state == "FAILED" and (status.exit_code is None or status.exit_code > 0):
+            # it exited with an error of its own before recording it (a bad setup line, an unreadable input)
+            state, code = StageState.failed, WorkerExit.FAILED
+            if status.exit_code == WorkerExit.BAD_INPUT and last.startswith("error: "):
+                code = WorkerExit.BAD_INPUT
+        else:  # killed (a signal before its handler was in place, SIGKILL), cancelled, preempted, timed out, ...
+            state, code = StageState.interrupted, WorkerExit.INTERRUPTED
+        error = f"{unit.describe()} ended {status.describe()} without finishing: {advice}"
+        if last:
+            error += f" — its log ends: {last}"
+        self.store.update_stage(self.study_id, stage, state=state, pid=None, error=error)
+        if log:
+            self.store.log(self.study_id, stage, f"the end of {unit.describe()}'s log:\n{log}", "error")
+        self._say(f"stage {stage}: {error}", stage, "error")
+        return code

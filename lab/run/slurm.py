@@ -205,6 +205,9 @@ class SlurmExecutor:
         job: submitit.SlurmJob[Any] = submitit.SlurmJob(folder=job_folder(home, study_id), job_id=str(job_id))
         return SlurmUnit(home, study_id, stage, job)
 
+    def advice(self, status: UnitStatus) -> str:
+        return failure_advice(status, self.compute)
+
 
 # ---- what a job's end means, in plain words ------------------------------------------------------
 
@@ -257,7 +260,7 @@ def failure_advice(status: UnitStatus, compute: Optional[Mapping[str, Any]] = No
 
 def resubmits(status: UnitStatus) -> bool:
     """Whether the runner resubmits a unit that ended in this state (up to [compute] max_resubmits)."""
-    return status.state in RESUBMIT_STATES or status.state == "BOOT_FAIL"
+    return status.state in RESUBMIT_STATES
 
 
 # ---- neuron-pilot cluster check ------------------------------------------------------------------

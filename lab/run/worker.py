@@ -1,34 +1,37 @@
-"""A stage in its own process: ``python -m lab.worker --home H --study S --stage NAME``.
+"""A stage unit in its own process: ``python -m lab.worker --home H --study S --stage NAME``.
 
-JSON-lines events on stdout (lab.core.events), a heartbeat in the DB every few seconds, and SIGTERM →
-the stage checkpoints at its next safe point and exits with WorkerExit.INTERRUPTED (state `interrupted`).
-Exit codes: lab.core.events.WorkerExit (0 done, 1 failed, 2 bad input, 3 interrupted). Started, adopted,
-watched and cancelled only through lab.run.workers.
+It never opens lab.db (issue #17: SQLite on a cluster's network filesystem takes one writer host): it
+reads the input the coordinator wrote (lab.run.unit), appends JSON-lines events to the stage's event
+file (and stdout), rewrites a heartbeat file every few seconds, and leaves every result to the
+coordinator, which ingests the event file (lab.store.ingest). SIGTERM → the stage checkpoints at its
+next safe point and exits with WorkerExit.INTERRUPTED. Exit codes: lab.core.events.WorkerExit
+(0 done, 1 failed, 2 bad input, 3 interrupted). Started, re-attached, watched and cancelled through
+an executor (lab.run.executor); `run_stage` runs one stage start to end in this process.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import shutil
 import signal
 import socket
 import sys
 import threading
 import time
 import traceback
-from typing import Optional
+from typing import Any, Optional
 
 from lab.core import faults
-
 from lab.core import resources
 from lab.core.artifacts import remove_stale_temps
 from lab.core.errors import BadInput, StageInterrupted
 from lab.core.events import WorkerExit
+from lab.core.paths import Home
+from lab.run.unit import UnitSink, prepare_unit, read_unit
 from lab.stages import implementation
 from lab.stages.context import StageContext
-from lab.store import StageState, Store
-from lab.store.tables import utcnow
+from lab.store import Store
 from protocols import load_protocol
 
 HEARTBEAT_SECONDS = 2.0
@@ -40,12 +43,18 @@ PAUSE_STAGE_ENV = "NEURON_PILOT_TEST_PAUSE_STAGE"
 PAUSE_SECONDS_ENV = "NEURON_PILOT_TEST_PAUSE_SECONDS"
 
 
-def _heartbeat(store: Store, study_id: int, stage: str, stop: threading.Event) -> None:
-    while not stop.wait(HEARTBEAT_SECONDS):
+def _heartbeat(home: Home, study_id: int, stage: str, attempt: int, stop: threading.Event) -> None:
+    """Rewrite the unit's heartbeat file (the coordinator's ingest turns it into heartbeat_at)."""
+    path = home.heartbeat_file(study_id, stage)
+    while True:
         try:
-            store.heartbeat(study_id, stage)
-        except Exception:  # a busy DB must not kill the stage; the next beat tries again
+            tmp = path.with_suffix(f".beat.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps({"t": time.time(), "attempt": attempt, "pid": os.getpid()}), encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError:  # a full or flaky disk must not kill the stage; the next beat tries again
             pass
+        if stop.wait(HEARTBEAT_SECONDS):
+            return
 
 
 def _test_pause(ctx: StageContext) -> None:
@@ -56,72 +65,63 @@ def _test_pause(ctx: StageContext) -> None:
         ctx.check_stop()
 
 
-def run_stage(home: str, study_ref: str, stage: str, fresh: bool = False, out=None) -> int:
-    store = Store(home, create=False)
-    study = store.study(study_ref)
-    study_id = int(study.id)  # type: ignore[arg-type]
-    protocol = load_protocol(study.protocol, store.home.root)  # a ProtocolError is bad input (exit 2)
+def run_unit(home: str | Home, study_id: int, stage: str, out: Any = None) -> int:
+    """Run one stage unit from its input file; results go to its event file only. Returns WorkerExit."""
+    home = home if isinstance(home, Home) else Home(home)
+    unit = read_unit(home, study_id, stage)
+    study = unit.study_row()
+    protocol = load_protocol(study.protocol, home.root)  # a ProtocolError is bad input (exit 2)
     spec = protocol.get(stage)
     impl = implementation(spec.implementation)
-    previous = store.stage_run(study_id, stage)
-
-    # Resume from checkpoints only after an interruption or a resource failure (full disk, out of
-    # memory at batch 1: lab.core.resources); any other start is from scratch.
-    resumable = previous.state == StageState.interrupted or (
-        previous.state == StageState.failed and resources.resumable_failure(previous.error))
-    if fresh or not resumable:
-        store.clear_stage_outputs(study_id, stage)
-        shutil.rmtree(store.home.checkpoint_dir(study_id, stage), ignore_errors=True)
-        prior_seconds = 0.0
-    else:
-        prior_seconds = previous.compute_seconds
-    remove_stale_temps(store.home.stage_dir(study_id, stage))  # a killed writer's half files, never referenced
+    remove_stale_temps(home.stage_dir(study_id, stage))  # a killed writer's half files, never referenced
     faults.set_stage(stage)
 
-    log_path = store.home.event_log(study_id, stage)
+    log_path = home.event_log(study_id, stage)
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    ctx = StageContext(store, study, protocol, spec, out=out, event_log=log_path)
+    ctx = StageContext(UnitSink(home, unit), study, protocol, spec, out=out, event_log=log_path, attempt=unit.attempt)
     signal.signal(signal.SIGTERM, lambda *_: ctx.request_stop())
-
-    store.update_stage(study_id, stage, state=StageState.running, pid=os.getpid(), host=socket.gethostname(),
-                       attempts=previous.attempts + 1, started_at=utcnow(), heartbeat_at=utcnow(),
-                       finished_at=None, error=None, progress_json=None)
+    ctx.emit("started", pid=os.getpid(), host=socket.gethostname(), attempt=unit.attempt, resume=unit.resume)
     stop_beat = threading.Event()
-    beat = threading.Thread(target=_heartbeat, args=(store, study_id, stage, stop_beat), daemon=True)
+    beat = threading.Thread(target=_heartbeat, args=(home, study_id, stage, unit.attempt, stop_beat), daemon=True)
     beat.start()
     t0 = time.monotonic()
 
-    def finish(state: StageState, error: Optional[str] = None) -> None:
-        seconds = prior_seconds + time.monotonic() - t0
+    def end(kind: str, **data: Any) -> None:
+        seconds = unit.prior_seconds + time.monotonic() - t0
         on_gpu = str(ctx.cached("device", lambda: "cpu")).startswith("cuda")
-        store.update_stage(study_id, stage, state=state, pid=None, finished_at=utcnow(), error=error,
-                           compute_seconds=seconds, gpu_seconds=seconds if on_gpu else 0.0)
+        ctx.emit(kind, compute_seconds=seconds, gpu_seconds=seconds if on_gpu else 0.0, **data)
 
     try:
         _test_pause(ctx)
         with resources.recording(resources.stage_recorder(ctx)):
             impl(ctx)
     except StageInterrupted as exc:
-        finish(StageState.interrupted, str(exc))
-        ctx.emit("interrupted", message=str(exc))
+        end("interrupted", message=str(exc))
         return WorkerExit.INTERRUPTED
     except BadInput as exc:
-        finish(StageState.failed, str(exc))
-        ctx.emit("error", message=str(exc), bad_input=True)
+        end("error", message=str(exc), bad_input=True)
         return WorkerExit.BAD_INPUT
-    except Exception as exc:  # the stage failed; keep the traceback in the log, one line in the DB
-        tb = traceback.format_exc()
-        store.log(study_id, stage, tb, level="error")
-        message = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        finish(StageState.failed, message)
-        ctx.emit("error", message=message, bad_input=False)
+    except Exception as exc:  # the stage failed; the traceback goes to the log, one line to the stage row
+        ctx.log(traceback.format_exc(), level="error")
+        end("error", message=f"{type(exc).__name__}: {exc}".splitlines()[0], bad_input=False)
         return WorkerExit.FAILED
     finally:
         stop_beat.set()
         faults.set_stage(None)
-    finish(StageState.done)
-    ctx.emit("done", seconds=time.monotonic() - t0)
+    end("done", seconds=time.monotonic() - t0)
     return WorkerExit.DONE
+
+
+def run_stage(home: str, study_ref: str, stage: str, fresh: bool = False, out: Any = None) -> int:
+    """One stage, start to end, in this process, as the coordinator runs it through a unit: prepare the
+    unit's input (resume or start over), run the unit, ingest its events. For tests and one-off use."""
+    store = Store(home, create=False)
+    study_id = int(store.study(study_ref).id)  # type: ignore[arg-type]
+    prepare_unit(store, study_id, stage, fresh=fresh)
+    try:
+        return run_unit(store.home, study_id, stage, out=out)
+    finally:
+        store.ingest(study_id, stage)
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -129,10 +129,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--home", required=True)
     ap.add_argument("--study", required=True)
     ap.add_argument("--stage", required=True)
-    ap.add_argument("--fresh", action="store_true", help="ignore checkpoints and start the stage over")
     args = ap.parse_args(argv)
     try:
-        return run_stage(args.home, args.study, args.stage, fresh=args.fresh, out=sys.stdout)
+        if not args.study.isdigit():
+            raise BadInput(f"--study takes a study id (a number), not {args.study!r}")
+        return run_unit(args.home, int(args.study), args.stage, out=sys.stdout)
     except BadInput as exc:
         print(f"error: {exc}", file=sys.stderr)
         return WorkerExit.BAD_INPUT

@@ -1,38 +1,29 @@
-"""The one API for a stage's worker process: start it, adopt it, watch it, cancel it, check it is alive.
+"""The one API for a stage's unit once it runs: submit one, find the live ones, follow, cancel, recover.
 
-A worker is `python -m lab.worker` in its own process session, so it outlives whoever started it. A
-`StageWorker` is either *started* here (this process reads its events from the pipe and waits for its
-exit code) or *adopted* (found running, started by an earlier runner or UI: watched through its event
-log and its row in the store). The runner and the TUI use only this module for workers; nothing else
-touches their pids, signals or process handles. Never imports torch.
+A unit (`python -m lab.worker`, lab.run.worker) runs where its executor put it (lab.run.executor: a
+process in its own session here, or a Slurm job) and outlives whoever started it. It never opens
+lab.db: its events reach the rows when they are ingested (lab.store.ingest), which the coordinator
+does while it follows the unit, and `recover` does for units whose coordinator is gone. The runner and
+the TUI use only this module (and the executors) for units; nothing else touches pids, signals or
+job ids. Never imports torch.
 """
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
-import subprocess
-import sys
-import threading
-import time
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Optional
 
-from lab.core.events import Event, WorkerExit
+from lab.core.events import Event
+from lab.run.compute import executor_for
+from lab.run.executor import Executor, LocalExecutor, StageUnit, worker_command
+from lab.run.unit import prepare_unit
 from lab.store import StageRun, StageState, Store
-from lab.store.db import pid_alive
-
-ADOPT_POLL_SECONDS = 0.5  # how often a waiter looks at a worker it did not start
-
-
-def worker_command(home: str, study_id: int, stage: str) -> list[str]:
-    return [sys.executable, "-m", "lab.worker", "--home", home, "--study", str(study_id), "--stage", stage]
 
 
 class EventLog:
-    """Tail of a stage's JSON-lines event log (<home>/logs/study-N/<stage>.jsonl), which the worker
-    appends every event to as well as to stdout: how an adopted worker is watched."""
+    """Tail of a stage's JSON-lines event log (<home>/logs/study-N/<stage>.jsonl): how a unit is watched
+    for display (ingestion into lab.db keeps its own cursor, lab.store.ingest)."""
 
     def __init__(self, path: Path, from_start: bool = False) -> None:
         self.path = path
@@ -65,143 +56,97 @@ class EventLog:
         return events
 
 
-class StageWorker:
-    """One stage's worker process, started here or adopted."""
+def submit_unit(store: Store, study_id: int, stage: str, executor: Executor, fresh: bool = False) -> StageUnit:
+    """Prepare the unit's input (resume or start over), submit it, and record where it runs."""
+    unit_input = prepare_unit(store, study_id, stage, fresh=fresh)
+    unit = executor.submit(store.home, study_id, stage, worker_command(store.home, study_id, stage))
+    local = executor.name == "local"
+    store.update_stage(study_id, stage, state=StageState.running, executor=executor.name, job_id=unit.job_id,
+                       pid=int(unit.job_id) if local else None, host=socket.gethostname() if local else None,
+                       attempts=unit_input.attempt, heartbeat_at=None, finished_at=None, error=None,
+                       progress_json=None, job_state=None if local else "submitted")
+    return unit
 
-    def __init__(self, store: Store, study_id: int, stage: str, *, pid: Optional[int], host: Optional[str],
-                 proc: Optional[subprocess.Popen[str]] = None) -> None:
+
+def reattach(store: Store, run: StageRun, compute: Optional[dict] = None) -> Optional[StageUnit]:
+    """A handle on the unit a stage row records (None when it records none)."""
+    if not run.job_id and not run.pid:
+        return None
+    name = run.executor or "local"
+    executor = LocalExecutor() if name == "local" else executor_for({**(compute or {}), "executor": name})
+    return executor.reattach(store.home, int(run.study_id), run.stage, run.job_id or str(run.pid), run.host or "")
+
+
+def recover(store: Store, study_id: int) -> list[str]:
+    """Bring the rows up to what the units of running stages have written (ingest their event files),
+    then mark interrupted the local ones whose worker is gone (dead pid here, or a silent heartbeat), so
+    the next run resumes them. Returns the stages marked. A cluster job's stage is left to the
+    coordinator, which asks the scheduler."""
+    for run in store.stage_runs(study_id):
+        if run.state == StageState.running:
+            store.ingest(study_id, run.stage)
+    return store.mark_stale(study_id)
+
+
+class StageWorker:
+    """A handle on one stage's running unit, for whoever follows it without driving it (the TUI)."""
+
+    def __init__(self, store: Store, study_id: int, stage: str, unit: StageUnit) -> None:
         self.store = store
         self.study_id = study_id
         self.stage = stage
-        self.pid = pid
-        self.host = host or socket.gethostname()
-        self._proc = proc
+        self.unit = unit
         self._log = EventLog(store.home.event_log(study_id, stage))
 
-    # ---- getting one --------------------------------------------------------------------------
     @classmethod
     def start(cls, store: Store, study_id: int, stage: str) -> "StageWorker":
-        """Start the stage's worker in its own session; stdout is its event pipe, stderr goes to a log file."""
-        err_path = store.home.event_log(study_id, stage).with_suffix(".stderr")
-        err_path.parent.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        with open(err_path, "ab") as err:
-            proc = subprocess.Popen(worker_command(str(store.home.root), study_id, stage), stdout=subprocess.PIPE,
-                                    stderr=err, stdin=subprocess.DEVNULL, text=True, bufsize=1,
-                                    start_new_session=True, env=env)
-        return cls(store, study_id, stage, pid=proc.pid, host=socket.gethostname(), proc=proc)
+        """Submit the stage's unit on this machine (the runner does this through its executor)."""
+        return cls(store, study_id, stage, submit_unit(store, study_id, stage, LocalExecutor()))
 
     @classmethod
     def adopt(cls, store: Store, study_id: int, stage: str) -> Optional["StageWorker"]:
-        """The live worker of a stage marked running, or None. A dead worker's stage becomes interrupted."""
-        store.mark_stale(study_id)
+        """The live unit of a stage marked running, or None (a dead local worker's stage becomes interrupted)."""
+        recover(store, study_id)
         run = store.stage_run(study_id, stage)
-        if run.state != StageState.running:
-            return None
-        return cls(store, study_id, stage, pid=run.pid, host=run.host)
+        unit = reattach(store, run) if run.state == StageState.running else None
+        return cls(store, study_id, stage, unit) if unit is not None else None
 
     @staticmethod
     def mark_dead(store: Store, study_id: int) -> list[str]:
-        """Stages marked running whose worker is gone (dead pid on this host, or a silent heartbeat):
-        marked interrupted now, so the next run resumes them. Returns their names."""
-        return store.mark_stale(study_id)
+        return recover(store, study_id)
 
     @classmethod
     def running(cls, store: Store, study_id: int) -> list["StageWorker"]:
-        """Every live worker of the study (stages whose worker died are marked interrupted first)."""
-        store.mark_stale(study_id)
-        return [cls(store, study_id, r.stage, pid=r.pid, host=r.host)
-                for r in store.stage_runs(study_id) if r.state == StageState.running]
+        """Every live unit of the study (after `recover`)."""
+        recover(store, study_id)
+        out = []
+        for run in store.stage_runs(study_id):
+            unit = reattach(store, run) if run.state == StageState.running else None
+            if unit is not None:
+                out.append(cls(store, study_id, run.stage, unit))
+        return out
 
-    # ---- watching -----------------------------------------------------------------------------
     @property
-    def started_here(self) -> bool:
-        return self._proc is not None
+    def pid(self) -> Optional[int]:
+        return getattr(self.unit, "pid", None)
 
     def describe(self) -> str:
-        return f"worker pid {self.pid} on {self.host}"
-
-    def events(self) -> Iterator[Event]:
-        """A started worker's events as they arrive on its pipe, until it closes (a line that is not an
-        event comes as a log event). Adopted workers are watched with poll()."""
-        if self._proc is None or self._proc.stdout is None:
-            raise RuntimeError(f"stage {self.stage}'s worker was not started here; use poll()")
-        for line in self._proc.stdout:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                yield Event.from_json(line)
-            except ValueError:
-                yield Event("log", self.stage, self.study_id, {"level": "info", "message": line})
+        return self.unit.describe()
 
     def poll(self) -> list[Event]:
         """New events from the stage's event log since the last poll (or since this handle was made)."""
         return self._log.poll()
 
     def is_alive(self) -> bool:
-        if self._proc is not None:
-            return self._proc.poll() is None
-        if self.host == socket.gethostname():
-            return pid_alive(self.pid)
-        return self.run().state == StageState.running  # another host: its heartbeat decides (mark_stale)
+        return self.unit.status().alive
 
     def run(self) -> StageRun:
-        """The stage's row now; a worker found dead has its stage marked interrupted first."""
-        if self._proc is None:
-            self.store.mark_stale(self.study_id)
+        """The stage's row now, after ingesting what its unit wrote; a dead local worker's stage is marked
+        interrupted."""
+        recover(self.store, self.study_id)
         return self.store.stage_run(self.study_id, self.stage)
 
-    def wait(self) -> WorkerExit | int:
-        """A started worker's exit code. Killed by a signal, it could not record its own end: its stage is
-        marked interrupted and the code is FAILED."""
-        if self._proc is None:
-            raise RuntimeError(f"stage {self.stage}'s worker was not started here; use wait_ended()")
-        code = self._proc.wait()
-        if code < 0:
-            self.store.mark_stale(self.study_id)
-            return WorkerExit.FAILED
-        try:
-            return WorkerExit(code)
-        except ValueError:
-            return code
-
-    def wait_ended(self, stop: Optional[threading.Event] = None, poll_s: float = ADOPT_POLL_SECONDS) -> StageRun:
-        """Wait until the stage is no longer running (the worker recorded its end, or died and the stage
-        was marked interrupted). When `stop` is set, the worker is asked once to checkpoint and stop."""
-        asked = False
-        run = self.run()
-        while run.state == StageState.running:
-            if stop is not None and stop.is_set() and not asked:
-                asked = True
-                self.cancel()
-            time.sleep(poll_s)
-            run = self.run()
-        return run
-
-    # ---- stopping -----------------------------------------------------------------------------
     def cancel(self) -> bool:
-        """Ask the worker to checkpoint and stop (SIGTERM). False when there is no live worker this
-        machine can signal (it ended, or it runs on another host)."""
-        if self._proc is not None:
-            if self._proc.poll() is not None:
-                return False
-            self._proc.send_signal(signal.SIGTERM)
-            return True
-        if self.host != socket.gethostname() or not pid_alive(self.pid):
-            return False
-        try:
-            os.kill(self.pid, signal.SIGTERM)  # type: ignore[arg-type]  # pid_alive checked it is set
-        except ProcessLookupError:
-            return False
-        return True
-
-    def detach(self) -> None:
-        """Stop reading a started worker's pipe (it goes on, writing its event log and the store), so it
-        never blocks on a full pipe once nobody follows it."""
-        stdout = self._proc.stdout if self._proc is not None else None
-        if stdout is not None:
-            try:
-                stdout.close()
-            except OSError:
-                pass
+        """Ask the unit to checkpoint and stop (SIGTERM locally, the scheduler's cancel on a cluster). False
+        when there is nothing live this machine can reach."""
+        return self.unit.cancel()

@@ -19,6 +19,9 @@ from lab.core.registry import Registry
 STAGES: Registry[Callable[..., None]] = Registry("stage")
 
 STAGE_NAMES = ("criteria", "model", "identify", "reproduce", "intervene", "generate", "evaluate", "decide")
+# Stages whose unit reads lab.db (recorded results; it still writes only events): they run on the
+# coordinator's machine with the local executor, whatever the study's [compute] executor says.
+READS_STORE = ("decide",)
 
 
 def check_implementation(name: str, stage: str = "") -> None:

@@ -19,9 +19,18 @@ from protocols import Protocol, StageSpec
 
 
 class StageContext:
-    def __init__(self, store: Store, study: Study, protocol: Protocol, spec: StageSpec,
-                 out: Optional[TextIO] = None, event_log: Optional[Path] = None) -> None:
+    """`store` is where results go: the Store itself when a stage runs in this process (tests), or a
+    stage unit's lab.run.unit.UnitSink, which records nothing and leaves every result to the events
+    (the coordinator ingests the event file; a unit never opens lab.db). `attempt` numbers a unit's
+    events (each gets `attempt` and `seq`, the key they are ingested by)."""
+
+    def __init__(self, store: Any, study: Study, protocol: Protocol, spec: StageSpec,
+                 out: Optional[TextIO] = None, event_log: Optional[Path] = None,
+                 attempt: Optional[int] = None) -> None:
         self.store = store
+        self.attempt = attempt
+        self._seq = 0
+        self._reader: Optional[Store] = None
         self.home: Home = store.home
         self.study = study
         self.study_id: int = int(study.id)  # type: ignore[arg-type]
@@ -65,8 +74,11 @@ class StageContext:
 
     # ---- events -------------------------------------------------------------------------------
     def emit(self, kind: str, **data: Any) -> None:
-        line = Event(kind, self.stage, self.study_id, data).to_json()
         with self._lock:
+            if self.attempt is not None:
+                self._seq += 1
+                data = {**data, "attempt": self.attempt, "seq": self._seq}
+            line = Event(kind, self.stage, self.study_id, data).to_json()
             if self._event_log is not None:
                 with open(self._event_log, "a", encoding="utf-8") as fh:
                     fh.write(line + "\n")
@@ -111,7 +123,8 @@ class StageContext:
         atomic_write(path, writer)
         digest, size = sha256_file(path), path.stat().st_size
         self.store.put_artifact(self.study_id, self.stage, name, path, digest, size)
-        self.emit("artifact", name=name, path=str(path), sha256=digest, bytes=size)
+        self.emit("artifact", name=name, path=str(path), rel_path=str(path.resolve().relative_to(self.home.root)),
+                  sha256=digest, bytes=size)
         return path
 
     def write_json(self, name: str, obj: Any) -> Path:
@@ -125,6 +138,17 @@ class StageContext:
 
     def read_json(self, stage: str, name: str) -> Any:
         return json.loads(self.artifact_path(stage, name).read_text(encoding="utf-8"))
+
+    @property
+    def reads(self) -> Store:
+        """The store, for a stage that reads recorded results (the verdict stage): the Store itself in
+        this process, or, in a unit, lab.db opened for reading only (that unit runs on the coordinator's
+        machine, never on a cluster node: lab.stages.READS_STORE)."""
+        if not getattr(self.store, "writes_events_only", False):
+            return self.store  # type: ignore[no-any-return]
+        if self._reader is None:
+            self._reader = Store(self.home, create=False, migrate=False)
+        return self._reader
 
     # ---- shared heavy state -------------------------------------------------------------------
     def cached(self, key: str, factory: Callable[[], Any]) -> Any:

@@ -11,8 +11,8 @@ from lab.stages.context import StageContext
 @STAGES.register("decide")
 def run(ctx: StageContext) -> None:
     ctx.progress(0, 1, "steps", "verdict")
-    verdict = overall_verdict(ctx.store, ctx.study)
-    data = summary(ctx.store, ctx.study)
+    verdict = overall_verdict(ctx.reads, ctx.study)
+    data = summary(ctx.reads, ctx.study)
     data["verdict"] = {"decision": verdict.verdict, "reasons": verdict.reasons}
     ctx.write_json("summary.json", data)
     ctx.metric("verdict_go", 1.0 if verdict.verdict == "go" else 0.0)

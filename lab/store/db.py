@@ -23,6 +23,7 @@ from lab.store.leases import LeaseMixin, pid_alive
 from lab.store.tables import (
     Artifact,
     Decision,
+    IngestCursor,
     LogLine,
     Metric,
     StageRun,
@@ -39,8 +40,20 @@ def _migration_1(conn: Any) -> None:
     SQLModel.metadata.create_all(conn)
 
 
+def _migration_2(conn: Any) -> None:
+    """v2: stage units that never open lab.db (issue #17): where each runs (executor, job id, the
+    scheduler's state) and the ingestion cursor of its event file. A v1 store gains the three columns;
+    a store made new at v1 by this code's create_all already has them."""
+    have = {row[1] for row in conn.execute(text("PRAGMA table_info(stagerun)"))}
+    for column, ddl in (("executor", "VARCHAR NOT NULL DEFAULT 'local'"), ("job_id", "VARCHAR"),
+                        ("job_state", "VARCHAR")):
+        if column not in have:
+            conn.execute(text(f"ALTER TABLE stagerun ADD COLUMN {column} {ddl}"))
+    SQLModel.metadata.create_all(conn, tables=[IngestCursor.__table__])  # type: ignore[list-item]
+
+
 # Ordered: entry i upgrades a DB at version i to version i + 1. Append, never edit.
-MIGRATIONS: list[Callable[[Any], None]] = [_migration_1]
+MIGRATIONS: list[Callable[[Any], None]] = [_migration_1, _migration_2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -246,8 +259,8 @@ class Store(LeaseMixin):
         now = utcnow()
         host = socket.gethostname()
         for run in self.stage_runs(study_id):
-            if run.state != StageState.running:
-                continue
+            if run.state != StageState.running or run.executor != "local":
+                continue  # a cluster job's liveness is the scheduler's to say (the coordinator asks it)
             dead = run.host == host and not pid_alive(run.pid)
             silent = run.heartbeat_at is None or now - run.heartbeat_at > stale_after
             if dead or silent:
@@ -255,6 +268,13 @@ class Store(LeaseMixin):
                                   error="worker stopped without finishing (killed or lost); run again to resume")
                 marked.append(run.stage)
         return marked
+
+    def ingest(self, study_id: int, stage: str) -> list[Any]:
+        """Apply a stage unit's new events (its event file past the cursor) to the rows: lab.store.ingest."""
+        from lab.store.ingest import ingest_events
+
+        return ingest_events(self.engine, study_id, stage, self.home.event_log(study_id, stage),
+                             self.home.heartbeat_file(study_id, stage))
 
     # ---- metrics ------------------------------------------------------------------------------
     def put_metric(self, study_id: int, stage: str, name: str, value: float, *, language: str = "",

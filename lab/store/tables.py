@@ -59,6 +59,11 @@ class StageRun(SQLModel, table=True):
     error: Optional[str] = Field(default=None, sa_column=Column(Text))
     progress_json: Optional[str] = Field(default=None, sa_column=Column(Text))
     recommendation_json: Optional[str] = Field(default=None, sa_column=Column(Text))
+    # where its unit runs (schema v2): "local" (pid/host above) or "slurm" (job_id), and the scheduler's
+    # last word on it ("PENDING (Priority)", "RUNNING on node7"), refreshed by the coordinator
+    executor: str = "local"
+    job_id: Optional[str] = None
+    job_state: Optional[str] = None
 
 
 class Metric(SQLModel, table=True):
@@ -119,3 +124,15 @@ class LogLine(SQLModel, table=True):
     level: str = "info"
     message: str = Field(sa_column=Column(Text, nullable=False))
     at: dt.datetime = Field(default_factory=utcnow)
+
+
+class IngestCursor(SQLModel, table=True):
+    """How far the coordinator has ingested a stage unit's event file (schema v2): the last (attempt, seq)
+    applied and the byte offset after it. Advanced in the same transaction as the rows it applies, so
+    ingesting twice, or after a crash mid-ingest, gives the same rows (lab.store.ingest)."""
+
+    study_id: int = Field(foreign_key="study.id", primary_key=True)
+    stage: str = Field(primary_key=True)
+    attempt: int = 0
+    seq: int = 0
+    offset: int = 0

@@ -269,7 +269,7 @@ def test_sigkill_of_the_worker_alone_is_recorded_by_its_runner(paused_study: Any
     os.kill(wpid, signal.SIGKILL)
     out, err = runner.communicate(timeout=120)
     assert runner.returncode == 1, (out, err)
-    assert "stage criteria" in err and "worker stopped without finishing" in err
+    assert "stage criteria" in err and "without finishing" in err and "killed by a signal" in err
     run = store.stage_run(sid, "criteria")
     assert (run.state, run.pid, run.attempts) == (StageState.interrupted, None, 1)
     assert store.integrity_check() == "ok" and store.lease(sid) is None

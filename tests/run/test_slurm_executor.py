@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from lab.core.paths import Home
-from lab.run.executor import UnitStatus, executor_for
+from lab.run.compute import executor_for
+from lab.run.executor import UnitStatus
 from lab.run.slurm import SlurmExecutor, SlurmUnit, _status, failure_advice, sbatch_parameters
 
 # A stand-in for `python -m lab.worker`: a Python child of submitit's wrapper that traps SIGTERM, takes a

@@ -1,5 +1,6 @@
-"""The worker process (`python -m lab.worker`): its JSON-lines event protocol, the DB state it leaves,
-and its exit codes (0 done, 1 failed, 2 bad input, 3 interrupted)."""
+"""The worker process (`python -m lab.worker`): its JSON-lines event protocol, the DB state its events
+leave once ingested, its exit codes (0 done, 1 failed, 2 bad input, 3 interrupted), and that it never
+opens an SQLite database (an audit hook turns any sqlite3.connect in the worker into a failure)."""
 
 from __future__ import annotations
 
@@ -44,12 +45,31 @@ def _toml(path: Path, model: Path, corpus: Path, name: str) -> Path:
     return write_study_toml(path, model, corpus, name)
 
 
-def worker(home: Path, study: Any, *args: str) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "lab.worker", "--home", str(home)]
+NO_SQLITE = ("import sys\n"
+             "def hook(event, args):\n"
+             "    if event == 'sqlite3.connect':\n"
+             "        raise RuntimeError(f'the stage unit opened an SQLite database: {args!r}')\n"
+             "sys.addaudithook(hook)\n"
+             "from lab.run.worker import main\n"
+             "sys.exit(main(sys.argv[1:]))\n")
+
+
+def worker(home: Path, study: Any, *args: str, prepare: bool = True) -> subprocess.CompletedProcess[str]:
+    """What the coordinator does for one unit: write its input, run it (never touching lab.db), ingest."""
+    from lab.run.unit import prepare_unit
+
+    store = Store(home, create=False)
+    stage = args[args.index("--stage") + 1] if "--stage" in args else None
+    if prepare and stage is not None:
+        prepare_unit(store, int(study), stage)
+    cmd = [sys.executable, "-c", NO_SQLITE, "--home", str(home)]
     if study is not None:
         cmd += ["--study", str(study)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
-    return subprocess.run(cmd + list(args), cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300, env=env)
+    res = subprocess.run(cmd + list(args), cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300, env=env)
+    if prepare and stage is not None:
+        store.ingest(int(study), stage)
+    return res
 
 
 def events(stdout: str) -> list[Event]:
@@ -152,7 +172,7 @@ def _one_line_error(res: subprocess.CompletedProcess[str], *expected: str) -> No
 
 def test_exit_code_2_for_bad_input(lab: dict[str, Any]) -> None:
     home, sid, store = lab["home"], lab["study"], lab["store"]
-    _one_line_error(worker(home, sid, "--stage", "nosuch"), "protocol 'lsn-staged' has no stage 'nosuch'")
+    _one_line_error(worker(home, sid, "--stage", "nosuch", prepare=False), "no unit input", "started by the coordinator")
     missing = worker(home, sid)  # --stage not given: argparse's usage error, also exit 2
     assert missing.returncode == 2 and "--stage" in missing.stderr
 
@@ -165,7 +185,7 @@ def test_exit_code_2_for_bad_input(lab: dict[str, Any]) -> None:
                                 source_path="", stages=["criteria", "dream"])
     _one_line_error(worker(home, custom.id, "--stage", "dream"), "not_built_anywhere", "not a stage implementation")
     run = store.stage_run(int(custom.id), "dream")  # type: ignore[arg-type]
-    assert (run.state, run.attempts) == (StageState.pending, 0)
+    assert (run.state, run.attempts) == (StageState.pending, 0)  # it never started: nothing recorded as run
     # the runner refuses the same protocol before it takes the lease or starts any stage (criteria included)
     with pytest.raises(BadInput, match="stage 'dream' runs 'not_built_anywhere', which is not a stage implementation"):
         Runner(store, int(custom.id)).run()  # type: ignore[arg-type]
