@@ -56,6 +56,10 @@ PRESETS: dict[str, dict[str, int]] = {
     # a Llama-3.2-1B-like shape
     "1b": dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32,
                num_key_value_heads=8, vocab_size=128256),
+    # Llama-3.1-8B's layers x d_ff (32 x 14,336) with a tiny hidden size and the demo tokenizer's vocabulary
+    # (~89M parameters): the identification state at 8B scale, on a CPU (python -m lab.bench identify)
+    "8b-shape": dict(hidden_size=64, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=4,
+                     num_key_value_heads=2, vocab_size=4096),
     # for tests
     "tiny": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
                  num_key_value_heads=2, vocab_size=512),
@@ -64,6 +68,12 @@ DEFAULT_TOKENS = {"cpu": 2048, "cuda": 65536}
 BLOCK = 128  # the study file's default block_size
 BATCH_BLOCKS = 8  # and its default [identify] batch_size
 INTERVENED_SHARE = 0.01
+STUDY_LANGUAGES = 6  # the demo's languages: the statistics state is sized for a study of this many
+# dense bf16 tensor-core peaks (FLOP/s, no sparsity) by device name, for model FLOP utilisation on CUDA
+BF16_PEAK = (("H200", 989.4e12), ("H100 PCIe", 756.0e12), ("H100", 989.4e12), ("GH200", 989.4e12),
+             ("A100", 312.0e12), ("A800", 312.0e12), ("L40S", 362.0e12), ("L40", 181.0e12), ("L4", 121.0e12),
+             ("A10G", 70.0e12), ("A10", 125.0e12), ("RTX 4090", 165.2e12), ("RTX 3090", 71.0e12),
+             ("A6000", 154.8e12), ("B200", 2250.0e12))
 
 
 def random_llama(preset: str, device: torch.device, dtype: torch.dtype, seed: int = 0) -> nn.Module:
@@ -117,9 +127,14 @@ def _time(fn: Callable[[], None], device: torch.device) -> tuple[float, float]:
 def measure(model: nn.Module, adapter: Any, batches: Sequence[torch.Tensor], *, repeats: int = 5,
             bins: int = 2048, seed: int = 0) -> dict[str, Any]:
     """Interleaved timing of plain / stats / intervention passes over `batches` (see module doc)."""
+    from lab.neurons.statistics import fit_bins, state_bytes
+
     device = batches[0].device
     modules = adapter.act_modules(model)
     n_layers, d_ff = len(modules), adapter.d_ff(model)
+    # the bins a study of STUDY_LANGUAGES languages would get on this model (the state fits the budget)
+    staging = device.type == "cpu"
+    bins = fit_bins(n_layers, d_ff, STUDY_LANGUAGES, bins, staging=staging)
     # real P90 values (and the histogram layout) from the first batch, through the identify code path
     first = BlockFeed.from_blocks("bench", [b.cpu() for b in batches[0]])
     probe = collect_stats(model, adapter, [first], bins=bins, batch_size=len(batches[0]), device=device)
@@ -179,6 +194,7 @@ def measure(model: nn.Module, adapter: Any, batches: Sequence[torch.Tensor], *, 
         "tokens": tokens,
         "plain_tokens_per_s": tokens / per_pass["plain"],
         "stats_tokens_per_s": tokens / per_pass["stats"],
+        "intervention_tokens_per_s": tokens / per_pass["intervention"],
         "stats_overhead": statistics.median(stats_ratio),
         "intervention_overhead": statistics.median(iv_ratio),
         "repeats": repeats,
@@ -192,7 +208,41 @@ def measure(model: nn.Module, adapter: Any, batches: Sequence[torch.Tensor], *, 
         "d_ff": d_ff,
         "intervened_per_layer": k,
         "histogram_bins": bins,
+        "stats_state_bytes": state_bytes(n_layers, d_ff, STUDY_LANGUAGES, bins, staging=staging),
+        "stats_state_languages": STUDY_LANGUAGES,
+        "flops_per_token": forward_flops_per_token(model, n_layers, int(batches[0].shape[1])),
     }
+
+
+def forward_flops_per_token(model: nn.Module, n_layers: int, seq_len: int) -> float:
+    """FLOPs per token of the decoder stack (no LM head): 2 per weight of the layers (embeddings are a
+    lookup), plus causal attention's QK^T and AV, 2·2·seq·d_attn per layer halved by the causal mask."""
+    cfg = getattr(model, "config", None)
+    weights = sum(p.numel() for name, p in model.named_parameters()
+                  if "embed" not in name and "lm_head" not in name and p.dim() > 1)
+    heads = int(getattr(cfg, "num_attention_heads", 0) or 0)
+    head_dim = int(getattr(cfg, "head_dim", 0) or 0) or (int(getattr(cfg, "hidden_size", 0) or 0) // max(1, heads))
+    return float(2 * weights + 2 * n_layers * seq_len * heads * head_dim)
+
+
+def bf16_peak(device: torch.device) -> Optional[tuple[str, float]]:
+    """(device name, dense bf16 peak FLOP/s) of a CUDA device we know, else None."""
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    for key, peak in BF16_PEAK:
+        if key in name:
+            return name, peak
+    return None
+
+
+def peak_memory(device: torch.device) -> dict[str, Any]:
+    """Peak resident memory of this process (ru_maxrss), and the device's peak: CUDA's allocator peak, or on
+    the CPU the same resident peak (the CPU is the device)."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+    if device.type == "cuda":
+        return {"peak_rss_bytes": rss, "peak_device_memory_bytes": int(torch.cuda.max_memory_allocated(device))}
+    return {"peak_rss_bytes": rss, "peak_device_memory_bytes": rss}
 
 
 def make_batches(vocab: int, tokens: int, device: torch.device, seed: int = 0) -> list[torch.Tensor]:
@@ -210,7 +260,16 @@ def run_bench(args: argparse.Namespace) -> int:
     vocab = int(model.get_input_embeddings().num_embeddings)
     batches = make_batches(vocab, tokens, device)
     repeats = int(getattr(args, "repeats", None) or 4)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     res = measure(model, adapter, batches, repeats=repeats)
+    res.update(peak_memory(device))
+    peak = bf16_peak(device)
+    res["mfu"] = None
+    if peak is not None:  # model FLOP utilisation of the plain pass against the device's dense bf16 peak
+        res["device_name"], res["bf16_peak_flops"] = peak
+        res["mfu"] = {name: res[f"{name}_tokens_per_s"] * res["flops_per_token"] / peak[1]
+                      for name in ("plain", "stats", "intervention")}
     out = {"model": name, "device": str(device), "tokens": res["tokens"],
            "plain_tokens_per_s": res["plain_tokens_per_s"], "stats_overhead": res["stats_overhead"],
            "intervention_overhead": res["intervention_overhead"],
@@ -226,7 +285,15 @@ def run_bench(args: argparse.Namespace) -> int:
         print(f"{res['tokens']} tokens per pass, {repeats} interleaved repeats")
         print(f"plain forward          {res['plain_tokens_per_s']:.0f} tokens/s")
         print(f"statistics collection  x{res['stats_overhead']:.3f}  ({res['stats_tokens_per_s']:.0f} tokens/s)")
-        print(f"p90 intervention (1%)  x{res['intervention_overhead']:.3f}")
+        print(f"p90 intervention (1%)  x{res['intervention_overhead']:.3f}  "
+              f"({res['intervention_tokens_per_s']:.0f} tokens/s)")
+        print(f"statistics state for {STUDY_LANGUAGES} languages: {res['stats_state_bytes'] / 2**20:.0f} MiB "
+              f"({res['histogram_bins']} bins); peak resident memory {res['peak_rss_bytes'] / 2**20:.0f} MiB"
+              + (f", peak device memory {res['peak_device_memory_bytes'] / 2**20:.0f} MiB"
+                 if device.type == "cuda" else ""))
+        if res["mfu"] is not None:
+            print(f"model FLOP utilisation (bf16 peak of {res['device_name']}): plain {res['mfu']['plain']:.1%}, "
+                  f"stats {res['mfu']['stats']:.1%}")
         b, c = res["best_of_overhead"], res["cpu_time_overhead"]
         print(f"(fastest passes: stats x{b['stats']:.3f}, intervention x{b['intervention']:.3f}; "
               f"process CPU time: stats x{c['stats']:.3f}, intervention x{c['intervention']:.3f})")
@@ -277,6 +344,74 @@ def memory_check(model_dir: str, tokens: int, factor: int = 10) -> dict[str, Any
             "growth_ratio": large["maxrss_kb"] / small["maxrss_kb"]}
 
 
+DEMO_LANGUAGES = ("en", "fr", "de", "sw", "hi", "ur")
+DEMO_TOKENIZER = Path(__file__).resolve().parent.parent / "examples" / "models" / "tiny-polyglot"
+
+
+def identify_check(model_spec: str, corpus: str, tokens: int, *, languages: Sequence[str] = DEMO_LANGUAGES,
+                   targets: Sequence[str] = ("sw", "ur"), bins: int = 2048, block: int = BLOCK,
+                   batch_size: int = BATCH_BLOCKS, checkpoint_every: int = 16, seed: int = 0) -> dict[str, Any]:
+    """The identify stage's work in this process, step by step: the statistics pass (with checkpoints), LAPE,
+    the random control, the exact P10/P90 pass for the targets' neurons, the artifact. Reports the seconds,
+    the statistics state, the largest checkpoint and the peak resident memory (``resource.getrusage``).
+    A ``random:`` model uses the demo model's tokenizer (``random:8b-shape`` has its vocabulary)."""
+    from lab.inputs.corpus import corpus_feed
+    from lab.model.adapters import adapter_for
+    from lab.model.loading import load_model
+    from lab.neurons.collect import StatsCheckpoint, refine_quantiles
+    from lab.neurons.identify import identify, params_for
+    from lab.neurons.sets import random_like
+
+    def rss() -> int:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+    if model_spec.startswith("random:"):
+        tokenizer = load_model({"id": str(DEMO_TOKENIZER), "device": "cpu", "dtype": "float32"}).tokenizer
+        model = random_llama(model_spec.split(":", 1)[1], torch.device("cpu"), torch.float32)
+        adapter = adapter_for(model)
+    else:
+        loaded = load_model({"id": model_spec, "device": "cpu", "dtype": "float32"},
+                            "gguf" if model_spec.endswith(".gguf") else "local")
+        tokenizer, model, adapter = loaded.tokenizer, loaded.model, loaded.adapter
+    out: dict[str, Any] = {"model": model_spec, "parameters": sum(p.numel() for p in model.parameters()),
+                           "n_layers": adapter.n_layers(model), "d_ff": adapter.d_ff(model),
+                           "languages": list(languages), "tokens_per_language": tokens, "threads": torch.get_num_threads(),
+                           "peak_rss_bytes_after_load": rss()}
+    feeds = [corpus_feed(tokenizer, corpus, lang, tokens, block, seed) for lang in languages]
+    seconds: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        cp = StatsCheckpoint(Path(tmp) / "cp", checkpoint_every, {"bench": model_spec})
+        biggest = [0]
+
+        def on_save(info: dict[str, Any]) -> None:
+            biggest[0] = max(biggest[0], (Path(tmp) / "cp" / info["file"]).stat().st_size)
+        cp.on_save = on_save
+        t0 = time.perf_counter()
+        stats = collect_stats(model, adapter, feeds, bins=bins, batch_size=batch_size, checkpoint=cp, keep_hists=True)
+        seconds["statistics_pass"] = time.perf_counter() - t0
+        out["peak_rss_bytes_after_pass"] = rss()
+        t0 = time.perf_counter()
+        sets, _ = identify(stats, "lape", params_for("lape", {"top_rate": 0.01, "filter_rate": 0.95,
+                                                              "activation_bar_ratio": 0.95}), seed)
+        control = random_like(sets, stats.n_layers, stats.d_ff, seed)
+        seconds["identify_and_control"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        exact = refine_quantiles(model, adapter, [f for f in feeds if f.lang in targets], stats,
+                                 {lang: sets[lang] + control[lang] for lang in targets}, batch_size=batch_size)
+        seconds["exact_quantile_pass"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        stats.save(Path(tmp) / "activation_stats.safetensors")
+        seconds["artifact"] = time.perf_counter() - t0
+        out["artifact_bytes"] = (Path(tmp) / "activation_stats.safetensors").stat().st_size
+        out["checkpoint_bytes_max"] = biggest[0]
+        out["checkpoint_saves"] = cp.saves
+    out.update({"histogram_bins": stats.bins, "stats_state_bytes": stats.state_bytes, "seconds": seconds,
+                "seconds_total": sum(seconds.values()), "neurons": {lang: len(sets[lang]) for lang in languages},
+                "exact_quantiles": exact, "quantile_bound_max": float(stats.hist_width.max()),
+                "peak_rss_bytes": rss()})
+    return out
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m lab.bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -285,6 +420,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--model", required=True)
     p.add_argument("--tokens", type=int, default=4096)
     p.add_argument("--factor", type=int, default=10)
+    p = sub.add_parser("identify", help="the identify stage's steps in this process: seconds, state, checkpoint, "
+                                        "peak RSS (e.g. --model random:8b-shape)")
+    p.add_argument("--model", default="random:8b-shape")
+    p.add_argument("--corpus", default="examples/corpora")
+    p.add_argument("--tokens", type=int, default=2048)
+    p.add_argument("--bins", type=int, default=2048)
     p = sub.add_parser("probe", help="(internal) one statistics pass, prints peak RSS as JSON")
     p.add_argument("--model", required=True)
     p.add_argument("--tokens", type=int, required=True)
@@ -292,6 +433,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = ap.parse_args(argv)
     if args.cmd == "probe":
         print(json.dumps(_probe(args.model, args.tokens, args.corpus)))
+    elif args.cmd == "identify":
+        print(json.dumps(identify_check(args.model, args.corpus, args.tokens, bins=args.bins), indent=1))
     else:
         print(json.dumps(memory_check(args.model, args.tokens, args.factor), indent=1))
     return 0

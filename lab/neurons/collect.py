@@ -448,7 +448,7 @@ class _Window:
 
 def _window(hist: torch.Tensor, flat: torch.Tensor, tokens: int, layout: BinLayout) -> _Window:
     """Bins b-1..b+1 around the bin b that holds each quantile's k-th value in pass 1's histogram."""
-    d_ff, last = hist.shape[1], hist.shape[2] - 1
+    last = hist.shape[2] - 1
     h = hist.reshape(-1, hist.shape[2])[flat.to(hist.device)].to(torch.int64).cpu()  # [m, bins+2]
     cum = h.cumsum(-1)
     lo_all = layout.lo.reshape(-1)[flat.to(layout.lo.device)].double().cpu()
@@ -465,7 +465,6 @@ def _window(hist: torch.Tensor, flat: torch.Tensor, tokens: int, layout: BinLayo
                              torch.zeros_like(first))
         expected += cum.gather(1, end.unsqueeze(-1)).squeeze(-1) - before
         rank[name] = k
-    del d_ff
     return _Window(flat, rank, lo, hi, expected)
 
 

@@ -160,7 +160,7 @@ def fit_bins(n_layers: int, d_ff: int, n_languages: int, bins: int, budget: int 
     """The most bins (at most `bins`, at least `minimum`) whose `state_bytes` fits in `budget`.
 
     The study's ``histogram_bins`` is used whole when it fits (the demo: 4 × 512 neurons, 6 languages,
-    2048 bins, 104 MB); at Llama-3.1-8B's shape (32 × 14,336) with 6 languages it gives 65 bins (71 on a GPU)."""
+    2048 bins, 110 MB); at Llama-3.1-8B's shape (32 × 14,336) with 6 languages it gives 65 bins (71 on a GPU)."""
     neurons = n_layers * d_ff
     per_bin = neurons * (n_languages * 4 + (2 if staging else 0))
     fixed = neurons * (FIXED_PER_NEURON + n_languages * PER_LANGUAGE_PER_NEURON)

@@ -32,6 +32,23 @@ def test_bench_json_has_the_design_shape(tiny_llama_dir: Path, capsys: pytest.Ca
     ratios = out["ratios"]["stats"]
     assert len(ratios) == out["repeats"] * 1 and out["stats_overhead"] == statistics.median(ratios)
     assert out["d_ff"] == 64 and out["n_layers"] == 2 and out["intervened_per_layer"] == 1
+    # issue 18: tokens/s of every pass, the statistics state a 6-language study would hold, peak memory
+    assert out["stats_tokens_per_s"] > 0 and out["intervention_tokens_per_s"] > 0
+    assert out["stats_state_languages"] == 6 and out["histogram_bins"] == 2048
+    from lab.neurons.statistics import state_bytes
+    assert out["stats_state_bytes"] == state_bytes(2, 64, 6, 2048)
+    assert out["peak_rss_bytes"] > 50e6 and out["peak_device_memory_bytes"] == out["peak_rss_bytes"]
+    assert out["mfu"] is None and out["flops_per_token"] > 0  # model FLOP utilisation is for CUDA only
+
+
+def test_flops_per_token_and_the_bf16_peak_table() -> None:
+    from lab.bench import bf16_peak, forward_flops_per_token, random_llama
+
+    model = random_llama("tiny", torch.device("cpu"), torch.float32)
+    layers = sum(p.numel() for n, p in model.named_parameters() if "layers." in n and p.dim() > 1)
+    # 2 FLOPs per layer weight, plus causal attention (2 layers x 128 positions x 4 heads x 16 dims x 2)
+    assert forward_flops_per_token(model, 2, 128) == 2 * layers + 2 * 2 * 128 * 64
+    assert bf16_peak(torch.device("cpu")) is None
 
 
 def test_bench_text_output_on_a_random_preset(capsys: pytest.CaptureFixture[str]) -> None:
