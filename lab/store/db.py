@@ -17,6 +17,7 @@ from sqlmodel import Session, SQLModel, create_engine, select
 
 from lab.core import faults
 from lab.core.errors import BadInput
+from lab.core.filesystems import journal_mode
 from lab.core.paths import Home, busy_timeout_ms
 from lab.store import health
 from lab.store.leases import LeaseMixin, pid_alive
@@ -57,22 +58,23 @@ MIGRATIONS: list[Callable[[Any], None]] = [_migration_1, _migration_2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+def _on_connect(dbapi_conn: Any, _record: Any, journal: str = "WAL") -> None:
     cur = dbapi_conn.cursor()
     cur.execute(f"PRAGMA busy_timeout={busy_timeout_ms()}")
-    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute(f"PRAGMA journal_mode={journal}")  # WAL; DELETE on a network filesystem (lab.core.filesystems)
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA synchronous=NORMAL")
     faults.db_connected(cur)  # tests only: a full disk for lab.db
     cur.close()
 
 
-def make_engine(path: Path) -> Engine:
+def make_engine(path: Path, journal: Optional[str] = None) -> Engine:
     engine = create_engine(
         f"sqlite:///{path}",
         connect_args={"timeout": busy_timeout_ms() / 1000, "check_same_thread": False},
     )
-    event.listen(engine, "connect", _on_connect)
+    journal = journal or journal_mode(path.parent)
+    event.listen(engine, "connect", lambda conn, record: _on_connect(conn, record, journal))
     return engine
 
 
@@ -89,6 +91,7 @@ class Store(LeaseMixin):
         migrate = create if migrate is None else migrate
         root, db = self.home.root, self.home.db
         health.check_home(root, must_exist=not create)
+        journal = journal_mode(root)  # a bad NEURON_PILOT_DB_JOURNAL is refused before anything is written
         existed = db.exists()
         if not existed and not create:
             raise health.missing_store(root)
@@ -112,7 +115,7 @@ class Store(LeaseMixin):
             except OSError as exc:
                 raise BadInput(f"cannot create the lab home {root} ({exc.strerror}); check the folder's "
                                f"permissions and free space, or use another --home") from None
-        self.engine = make_engine(db)
+        self.engine = make_engine(db, journal)
         if migrate and version != SCHEMA_VERSION:
             try:
                 self._migrate()
