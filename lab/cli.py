@@ -88,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rationale", required=True)
     p.add_argument("--by", required=True)
     _add_home(p)
+    p = sub.add_parser("cancel", help="stop a study's running stage: it checkpoints and stops, resumable by run")
+    p.add_argument("study")
+    _add_home(p)
     p = sub.add_parser("cluster", help="Slurm: check that the cluster takes the study's jobs (docs/cluster.md)")
     csub = p.add_subparsers(dest="cluster_command", metavar="check", required=True, parser_class=OneLineParser)
     c = csub.add_parser("check", help="partition exists, study home visible from a compute node, Python works there")
@@ -207,6 +210,11 @@ def status_dict(store: Any, study: Any) -> dict[str, Any]:
         st["error"] = r.error
         st["progress"] = json.loads(r.progress_json) if r.progress_json else None
         st["recommendation"] = json.loads(r.recommendation_json) if r.recommendation_json else None
+    from lab.run.workers import unit_report
+
+    compute = json.loads(study.config_json or "{}").get("compute") or {}
+    for st in s["stages"]:  # where a running stage's unit stands: job id, scheduler state and reason, node
+        st["unit"] = unit_report(store, runs[st["name"]], compute)
     lease = store.lease(study.id)
     return {"study": s["study"], "stages": s["stages"], "metrics": s["metrics"], "verdict": s["verdict"],
             "runner": None if lease is None else {"holder": lease.holder, "host": lease.host, "pid": lease.pid}}
@@ -215,7 +223,7 @@ def status_dict(store: Any, study: Any) -> dict[str, Any]:
 def cmd_status(args: argparse.Namespace) -> int:
     store = _store(args, create=False)
     study = store.study(args.study)
-    store.mark_stale(study.id)
+    store.mark_stale(study.id)  # a dead local worker's stage shows as interrupted
     data = status_dict(store, study)
     if args.json:
         print(json.dumps(data, indent=2, ensure_ascii=False))
@@ -230,6 +238,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         rule = (st.get("gate") or {}).get("recommendation")
         dec += f"  (rule: {rule})" if rule and (not d or d["verdict"] != rule) else ""
         err = f"  ({escape_controls(st['error'])})" if st["error"] and st["status"] != "done" else ""
+        unit = st.get("unit")
+        if unit:
+            p = unit.get("progress") or {}
+            done = f" · {p.get('label') or ''} {p.get('done')}/{p.get('total')} {p.get('unit') or ''}" if p else ""
+            err += f"  [{escape_controls(unit.get('describe') or str(unit.get('state')))}{escape_controls(done)}]"
         print(f"  {st['name']:<10} {st['status']:<12}{dec}{err}")
     print(f"verdict: {data['verdict']['decision']}")
     return 0
@@ -290,6 +303,30 @@ def cmd_decide(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cancel(args: argparse.Namespace) -> int:
+    """Stop the study's pilot: the background runner (which asks its running stage to checkpoint and stop)
+    or, with no runner here, each running stage's unit itself (SIGTERM / scancel). Resumable by `run`."""
+    from lab.run.coordinator import cancel_coordinator, coordinator_of
+    from lab.run.workers import cancel_units
+
+    store = _store(args, create=False)
+    study = store.study(args.study)
+    info = coordinator_of(store, study.id)
+    if info is not None and cancel_coordinator(store, study.id):
+        print(f"asked the {info.describe()} to stop: its running stage checkpoints and stops; "
+              f"`neuron-pilot run {study.id}` resumes it")
+        return 0
+    compute = json.loads(study.config_json or "{}").get("compute") or {}
+    asked = cancel_units(store, study.id, compute)
+    for line in asked:
+        print(line)
+    if not asked:
+        print(f"nothing of study {study.id} is running")
+    else:
+        print(f"`neuron-pilot run {study.id}` resumes from the last checkpoint")
+    return 0
+
+
 def cmd_cluster(args: argparse.Namespace) -> int:
     """`cluster check STUDY`: each check prints `ok: ...`; the first that fails is one line, exit 2."""
     from lab.run.slurm import cluster_check
@@ -328,7 +365,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return int(exc.code or 0) if not isinstance(exc.code, str) else 2
     handlers = {"new": cmd_new, "run": cmd_run, "status": cmd_status, "studies": cmd_studies,
                 "export": cmd_export, "demo": cmd_demo, "bench": cmd_bench, "decide": cmd_decide,
-                "cluster": cmd_cluster}
+                "cluster": cmd_cluster, "cancel": cmd_cancel}
     try:
         if args.command in (None, "tui"):
             from lab.store.health import check_home

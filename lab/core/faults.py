@@ -14,6 +14,8 @@ Spec (one fault per process; it fires only inside the stage it names, which the 
   torch.OutOfMemoryError on a CUDA device, the CPU allocator's RuntimeError otherwise);
 - ``enospc:<stage>[:<n>]`` — the n-th artifact write raises OSError(ENOSPC) after writing part of
   its temp file, once;
+- ``slow:<stage>:<seconds>`` — every checkpoint save of the stage is followed by a pause of <seconds>
+  (a float), so a test can stop, cancel or preempt a unit that is reliably mid-stage;
 - ``dbfull:<command>`` — lab.db may not grow by a single page (SQLite's own "database or disk is
   full", as on a full disk); <command> is the CLI command that sets it as its stage (`new`, `export`).
 
@@ -42,6 +44,7 @@ class Fault:
     stage: str
     point: str  # a KILL_POINTS name, "batch" (oom) or "artifact_write" (enospc)
     n: int
+    seconds: float = 0.0  # slow: the pause after each checkpoint
 
 
 _stage: Optional[str] = None
@@ -58,6 +61,8 @@ def parse(spec: str) -> Fault:
             return Fault("kill", parts[1], parts[2], int(parts[3]) if len(parts) == 4 else 1)
         if kind == "oom" and len(parts) == 3:
             return Fault("oom", parts[1], "batch", int(parts[2]))
+        if kind == "slow" and len(parts) == 3 and float(parts[2]) >= 0:
+            return Fault("slow", parts[1], "after_checkpoint", 1, float(parts[2]))
         if kind == "dbfull" and len(parts) == 2:
             return Fault("dbfull", parts[1], "db", 1)
         if kind == "enospc" and len(parts) in (2, 3):
@@ -65,7 +70,8 @@ def parse(spec: str) -> Fault:
     except ValueError:
         pass
     raise ValueError(f"{FAULT_ENV}={spec!r} is not a fault spec: use kill:<stage>:<point>[:<n>] "
-                     f"(point: {', '.join(KILL_POINTS)}), oom:<stage>:<n>, enospc:<stage>[:<n>] or dbfull:<command>")
+                     f"(point: {', '.join(KILL_POINTS)}), oom:<stage>:<n>, enospc:<stage>[:<n>], slow:<stage>:<seconds> or "
+                     f"dbfull:<command>")
 
 
 def armed() -> Optional[Fault]:
@@ -116,6 +122,11 @@ def checkpoint_save() -> Iterator[None]:
     point("before_checkpoint")
     yield
     point("after_checkpoint")
+    fault = armed()
+    if fault is not None and fault.kind == "slow":
+        import time
+
+        time.sleep(fault.seconds)
 
 
 def artifact_written(path: Path) -> None:

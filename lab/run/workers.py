@@ -14,6 +14,7 @@ import socket
 from pathlib import Path
 from typing import Optional
 
+from lab.core.errors import BadInput
 from lab.core.events import Event
 from lab.run.compute import executor_for
 from lab.run.executor import Executor, LocalExecutor, StageUnit, worker_command
@@ -150,3 +151,57 @@ class StageWorker:
         """Ask the unit to checkpoint and stop (SIGTERM locally, the scheduler's cancel on a cluster). False
         when there is nothing live this machine can reach."""
         return self.unit.cancel()
+
+
+def last_progress(path: Path) -> Optional[dict]:
+    """The last progress event in a unit's event file (read from its end), or None."""
+    try:
+        with open(path, "rb") as fh:
+            size = fh.seek(0, 2)
+            fh.seek(max(0, size - 65536))
+            lines = fh.read().decode("utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        if '"progress"' not in line:
+            continue
+        try:
+            ev = Event.from_json(line)
+        except (ValueError, TypeError):
+            continue
+        if ev.event == "progress":
+            return {k: ev.data.get(k) for k in ("done", "total", "unit", "label")}
+    return None
+
+
+def unit_report(store: Store, run: StageRun, compute: Optional[dict] = None) -> Optional[dict]:
+    """Where a running stage's unit stands, asked of its executor now (reads only): job id, state (with
+    the scheduler's reason when pending), node, and progress read from its event file."""
+    if run.state != StageState.running:
+        return None
+    report: dict = {"executor": run.executor or "local", "job_id": run.job_id or (str(run.pid) if run.pid else None),
+                    "state": None, "reason": "", "node": run.host or "",
+                    "progress": last_progress(store.home.event_log(int(run.study_id), run.stage))}
+    try:
+        unit = reattach(store, run, compute)
+        status = unit.status() if unit is not None else None
+    except BadInput as exc:  # no Slurm commands on this machine: say so, never fail the status
+        report.update(state="UNKNOWN", reason=str(exc))
+        return report
+    if status is not None:
+        report.update(state=status.state, reason=status.reason, node=status.node or report["node"],
+                      describe=f"{unit.describe()} {status.describe()}")  # type: ignore[union-attr]
+    return report
+
+
+def cancel_units(store: Store, study_id: int, compute: Optional[dict] = None) -> list[str]:
+    """Ask every running unit of the study to checkpoint and stop (SIGTERM here, the scheduler's cancel on a
+    cluster); the stages stay resumable. Returns what was asked, one line each."""
+    asked = []
+    for run in store.stage_runs(study_id):
+        if run.state != StageState.running:
+            continue
+        unit = reattach(store, run, compute)
+        if unit is not None and unit.cancel():
+            asked.append(f"stage {run.stage}: asked {unit.describe()} to checkpoint and stop")
+    return asked

@@ -59,11 +59,13 @@ def stored_files(home: Path) -> dict[str, str]:
 
 def stored(home: Path, failed: Optional[tuple[int, str]] = None) -> dict[str, Any]:
     """The home's stored state; with `failed=(study, stage)`, minus what a failing stage may write:
-    its own stagerun row and the study's updated_at."""
+    its own stagerun row, how far its event file was ingested (its ingestcursor row) and the study's
+    updated_at."""
     rows = db_rows(home)
     if failed is not None:
         sid, stage = failed
-        rows["stagerun"] = [r for r in rows.get("stagerun", []) if (r["study_id"], r["stage"]) != (sid, stage)]
+        for table in ("stagerun", "ingestcursor"):
+            rows[table] = [r for r in rows.get(table, []) if (r["study_id"], r["stage"]) != (sid, stage)]
         rows["study"] = [{k: v for k, v in r.items() if k != "updated_at"} for r in rows.get("study", [])]
     return {"db": rows, "files": stored_files(home)}
 
