@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 import traceback
+from pathlib import Path
 from typing import Any, Optional
 
 from lab.core import faults
@@ -57,6 +58,27 @@ def _heartbeat(home: Home, study_id: int, stage: str, attempt: int, stop: thread
             return
 
 
+def _last_seq(path: Path, attempt: int) -> int:
+    """The highest seq this attempt already wrote (0 for a new attempt). A scheduler that requeues a job
+    (node failure, preemption) runs the same unit input again: its events must number on from there,
+    or the coordinator's ingest, which keys events by (attempt, seq), would take them for old ones."""
+    last = 0
+    try:
+        with open(path, "rb") as fh:
+            for raw in fh:
+                if b'"attempt": %d,' % attempt not in raw and b'"attempt": %d}' % attempt not in raw:
+                    continue
+                try:
+                    obj = json.loads(raw)
+                except ValueError:
+                    continue
+                if obj.get("attempt") == attempt and isinstance(obj.get("seq"), int):
+                    last = max(last, obj["seq"])
+    except OSError:
+        return 0
+    return last
+
+
 def _test_pause(ctx: StageContext) -> None:
     """See PAUSE_STAGE_ENV: a test hook, inert unless that variable names this stage. A SIGTERM during
     the pause ends it, and the stage stops there as it would at a checkpoint."""
@@ -79,6 +101,7 @@ def run_unit(home: str | Home, study_id: int, stage: str, out: Any = None) -> in
     log_path = home.event_log(study_id, stage)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     ctx = StageContext(UnitSink(home, unit), study, protocol, spec, out=out, event_log=log_path, attempt=unit.attempt)
+    ctx.continue_numbering(_last_seq(log_path, unit.attempt))  # a job the scheduler requeued runs this attempt again
     signal.signal(signal.SIGTERM, lambda *_: ctx.request_stop())
     ctx.emit("started", pid=os.getpid(), host=socket.gethostname(), attempt=unit.attempt, resume=unit.resume)
     stop_beat = threading.Event()

@@ -72,6 +72,10 @@ class StageContext:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
+    def continue_numbering(self, last_seq: int) -> None:
+        """Number this unit's events on from `last_seq` (a requeued job re-running its attempt)."""
+        self._seq = max(self._seq, int(last_seq))
+
     # ---- events -------------------------------------------------------------------------------
     def emit(self, kind: str, **data: Any) -> None:
         with self._lock:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ import torch
 
 from lab.neurons.activations import ActivationStats
 from lab.core.errors import BadInput
+from lab.store import StageState
 from lab.neurons.identify import METHODS, identify, jaccard
 from lab.neurons.sets import per_layer_counts, random_like
 from test_activations import LANGS, TOKENS, collect_recorded, loaded, mixed_corpus, one_thread  # noqa: F401
@@ -271,7 +273,9 @@ def stage_context(store, study, stage: str):
 @pytest.mark.slow
 def test_killed_worker_resumes_to_identical_statistics(tmp_path: Path, tiny_llama_dir: Path, mixed_corpus: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
-    from lab.run.workers import worker_command
+    from lab.run.executor import worker_command
+    from lab.run.unit import prepare_unit
+    from lab.run.workers import recover
     from lab.stages.identify import run as run_identify
 
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the same thread count as this process (see one_thread)
@@ -284,12 +288,15 @@ def test_killed_worker_resumes_to_identical_statistics(tmp_path: Path, tiny_llam
     ref = ActivationStats.load(ref_dir / "activation_stats.safetensors")
 
     store, study = make_study(tmp_path / "b", toml)
-    cmd = worker_command(str(store.home.root), study.id, "identify")
+    cmd = worker_command(store.home, study.id, "identify")
+    prepare_unit(store, study.id, "identify")  # what the coordinator does before it starts the unit
+    store.update_stage(study.id, "identify", state=StageState.running, host=socket.gethostname())
     cp_json = store.home.checkpoint_dir(study.id, "identify") / "stats" / "stats.json"
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 300
     while not cp_json.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
+    store.update_stage(study.id, "identify", pid=proc.pid)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     info = json.loads(cp_json.read_text())
@@ -297,9 +304,11 @@ def test_killed_worker_resumes_to_identical_statistics(tmp_path: Path, tiny_llam
     out_dir = store.home.stage_dir(study.id, "identify")
     assert not (out_dir / "activation_stats.safetensors").exists()
 
-    assert store.mark_stale(study.id) == ["identify"]  # what the runner does first: the dead worker -> interrupted
+    assert recover(store, study.id) == ["identify"]  # what the runner does first: the dead worker -> interrupted
+    assert prepare_unit(store, study.id, "identify").resume  # interrupted: the next unit resumes
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
+    store.ingest(study.id, "identify")
     assert any("resumed from the checkpoint" in line.message for line in store.logs(study.id, "identify"))
     got = ActivationStats.load(out_dir / "activation_stats.safetensors")
     for name, a in ref.tensors().items():
