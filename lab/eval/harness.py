@@ -178,14 +178,36 @@ def _finite_logits(model: Any, where: str) -> Iterator[_LogitGuard]:
             handle.remove()
 
 
+def count_docs(config: dict[str, Any]) -> int:
+    """How many documents a task config evaluates (its test split, else its validation split): what
+    the evaluate stage splits into chunks. Loads the task's data as simple_evaluate would (offline for
+    local files; a fraction of a second for the demo tasks)."""
+    from lm_eval.tasks import TaskManager
+
+    try:
+        tasks = TaskManager(include_defaults=False).load([dict(config)])["tasks"]
+    except (ConnectionError, FileNotFoundError) as exc:
+        raise BadInput(f"cannot load the data of task {config['task']}: {str(exc).splitlines()[0]}; check "
+                       f"[evaluate] data_dir or the task's data_files") from None
+    return len(tasks[config["task"]].eval_docs)
+
+
 def run_tasks(lm: Any, configs: list[dict[str, Any]], *, limit: Optional[int], seed: int,
-              hooks: Optional[ContextManager[Any]] = None, where: str = "") -> dict[str, TaskRun]:
+              hooks: Optional[ContextManager[Any]] = None, where: str = "",
+              samples: Optional[dict[str, list[int]]] = None) -> dict[str, TaskRun]:
     """Evaluate task configs (dicts from lab.inputs.tasks.task_config) with simple_evaluate, inside `hooks`.
 
-    `where` names the run in errors (e.g. "condition intervention, language sw")."""
+    `where` names the run in errors (e.g. "condition intervention, language sw"). `samples` (task →
+    document indices, instead of `limit`) evaluates only those documents: one chunk of the evaluate
+    stage; their records keep their own doc_id."""
     from lm_eval.evaluator import simple_evaluate
     from lm_eval.tasks import TaskManager
 
+    if samples is not None:
+        if limit is not None:
+            raise ValueError("run_tasks takes limit or samples, not both")
+        configs = [c for c in configs if samples.get(c["task"])]
+        samples = {c["task"]: [int(i) for i in samples[c["task"]]] for c in configs}
     if not configs:
         return {}
     t0 = time.perf_counter()
@@ -194,7 +216,7 @@ def run_tasks(lm: Any, configs: list[dict[str, Any]], *, limit: Optional[int], s
             hooks if hooks is not None else contextlib.nullcontext():
         try:
             res = simple_evaluate(model=lm, tasks=[dict(c) for c in configs],
-                                  task_manager=TaskManager(include_defaults=False), limit=limit,
+                                  task_manager=TaskManager(include_defaults=False), limit=limit, samples=samples,
                                   log_samples=True, use_cache=None, cache_requests=False, bootstrap_iters=0,
                                   random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed,
                                   fewshot_random_seed=seed)

@@ -30,6 +30,7 @@ from lab.eval.conditions import FT_CONDITIONS, FT_TREATED, ConditionModels, fine
 from lab.model.loading import load_for_stage
 from lab.stages import STAGES
 from lab.stages.context import StageContext
+from lab.stages.stopping import stop_at_next_forward
 from lab.inputs.tasks import evaluated_languages
 
 TEST_TIME_CONDITIONS = ("baseline", "intervention", "control")
@@ -99,8 +100,9 @@ class Probe:
         ctx.progress(self.done, self.total, "runs", label, force=True)
         if cond not in self.results[lang] and self.pending(lang, cond):
             t0 = time.perf_counter()
-            got = generate_continuations(model, tokenizer, self.prompts[lang], self.settings,
-                                         seed=sampling_seed(ctx.seed, lang), hooks=hooks)
+            with stop_at_next_forward(ctx, model, label):  # SIGTERM: at the next decoding step
+                got = generate_continuations(model, tokenizer, self.prompts[lang], self.settings,
+                                             seed=sampling_seed(ctx.seed, lang), hooks=hooks)
             self.seconds[cond] += time.perf_counter() - t0
             _save(ctx, lang, cond, got)
             self.results[lang][cond] = got

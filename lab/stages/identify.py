@@ -52,7 +52,9 @@ def run(ctx: StageContext) -> None:
     if not str(corpus["path"]).startswith(HF_PREFIX):
         ctx.progress(0, len(languages), "languages", label="counting corpus tokens", force=True)
         check_budget(tok, corpus["path"], languages, n_tokens)
+        ctx.check_stop()  # nothing computed yet: a stop request during the count ends the stage here
     feeds = [corpus_feed(tok, corpus["path"], lang, n_tokens, block, ctx.seed) for lang in languages]
+    ctx.check_stop()
 
     prov = loaded.provenance
     fingerprint = {"feeds": feeds_fingerprint(feeds), "revision": prov.get("revision"), "dtype": prov.get("dtype"),

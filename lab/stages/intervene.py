@@ -28,6 +28,7 @@ from lab.neurons.sets import neurons_by_layer
 from lab.model.loading import LoadedModel, load_for_stage
 from lab.stages import STAGES
 from lab.stages.context import StageContext
+from lab.stages.stopping import stop_at_next_forward
 
 FALLBACK_TEXT = ("The quick brown fox jumps over the lazy dog. Le renard brun saute par-dessus le chien. "
                  "Mbweha mwepesi anaruka juu ya mbwa mvivu. Der schnelle braune Fuchs springt über den Hund.")
@@ -218,8 +219,10 @@ def run_finetune_intervention(ctx: Any) -> dict[str, Any]:
         def progress(step: int, steps: int, loss: float, _off: int = offset, _name: str = name) -> None:
             ctx.progress(_off + step, total, "steps", f"{_name} step {step}/{steps}", loss=round(loss, 4))
 
-        result = train_condition(loaded, chosen, cond, blocks, settings_cfg, ctx.checkpoint_dir / name, ctx.seed,
-                                 progress, lambda: ctx.stop_requested, control=ctrl)
+        # SIGTERM: at the next training step (the training copy inherits the hook), from the last step checkpoint
+        with stop_at_next_forward(ctx, loaded.model, f"training {name}"):
+            result = train_condition(loaded, chosen, cond, blocks, settings_cfg, ctx.checkpoint_dir / name,
+                                     ctx.seed, progress, lambda: ctx.stop_requested, control=ctrl)
         if not result.finished:
             ctx.check_stop()
             raise RuntimeError(f"{name} stopped at step {result.steps_done} without a stop request")

@@ -32,6 +32,7 @@ from lab.model.loading import LoadedModel, load_for_stage
 from lab.core.resources import run_halving
 from lab.stages import STAGES
 from lab.stages.context import StageContext
+from lab.stages.stopping import stop_at_next_forward
 
 
 PPXC_BATCHES = "ppxc_scoring"  # what lab.core.resources halves in the perplexity passes
@@ -216,7 +217,8 @@ def run(ctx: StageContext) -> None:
 
     def scored(size: int) -> PPXC:  # out of memory: finished passes stay in `done`, the rest rerun smaller
         progress.done = passes_before
-        with faults.batches_of(loaded.model, loaded.device):
+        with faults.batches_of(loaded.model, loaded.device), \
+                stop_at_next_forward(ctx, loaded.model, "a perplexity-change pass"):  # SIGTERM: at the next batch
             return compute_ppxc(loaded.model, loaded.adapter, heldout, full, full_control,
                                 batch_size=size, done=done, on_pass=on_pass)
 

@@ -132,6 +132,7 @@ class EvaluateSection(_Section):
     batch_size: int = Field(default=8, ge=1, le=65536)
     bootstrap: int = Field(default=2000, ge=100, le=10**6)
     data_dir: Optional[str] = None  # local copies of built-in task data (see README)
+    chunk_items: int = Field(default=100, ge=1, le=10**6)  # documents per lm-eval call and checkpoint
 
 
 class GenerateSection(_Section):
