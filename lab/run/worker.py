@@ -32,10 +32,11 @@ from lab.core.paths import Home
 from lab.run.unit import UnitSink, prepare_unit, read_unit
 from lab.stages import implementation
 from lab.stages.context import StageContext
-from lab.store import Store
+from lab.store import StageState, Store
 from protocols import load_protocol
 
 HEARTBEAT_SECONDS = 2.0
+STOP_GRACE_ENV = "NEURON_PILOT_STOP_GRACE_S"  # SIGTERM → exit at the latest, in seconds (default 20)
 
 # Tests only: with NEURON_PILOT_TEST_PAUSE_STAGE=<stage>, that stage waits (marked running, heart
 # beating) for NEURON_PILOT_TEST_PAUSE_SECONDS (default 60) before its work starts, so a test can
@@ -79,6 +80,29 @@ def _last_seq(path: Path, attempt: int) -> int:
     return last
 
 
+def stop_grace_seconds() -> float:
+    """NEURON_PILOT_STOP_GRACE_S, default 20: below Slurm's default KillWait (30 s); set it lower where a
+    site's KillWait is shorter."""
+    try:
+        return max(0.0, float(os.environ.get(STOP_GRACE_ENV, "20")))
+    except ValueError:
+        return 20.0
+
+
+def _stop_deadline(ctx: StageContext, prior_seconds: float, t_start: float) -> None:
+    """After SIGTERM the stage stops at its next checkpoint, within seconds. A stage that cannot (a large
+    model still loading, one long step) would be SIGKILLed by the scheduler (Slurm's KillWait, 30 s by
+    default) without a word: exit here first, recording the interruption; the next run resumes from the
+    last checkpoint, which is all a SIGKILL would have left."""
+    grace = stop_grace_seconds()
+    time.sleep(grace)
+    seconds = prior_seconds + time.monotonic() - t_start
+    ctx.emit("interrupted", compute_seconds=seconds, gpu_seconds=0.0,
+             message=f"stage {ctx.stage} did not reach a checkpoint within {grace:g} s of SIGTERM; "
+                     f"it stopped there and resumes from its last checkpoint")
+    os._exit(WorkerExit.INTERRUPTED)
+
+
 def _test_pause(ctx: StageContext) -> None:
     """See PAUSE_STAGE_ENV: a test hook, inert unless that variable names this stage. A SIGTERM during
     the pause ends it, and the stage stops there as it would at a checkpoint."""
@@ -102,7 +126,15 @@ def run_unit(home: str | Home, study_id: int, stage: str, out: Any = None) -> in
     log_path.parent.mkdir(parents=True, exist_ok=True)
     ctx = StageContext(UnitSink(home, unit), study, protocol, spec, out=out, event_log=log_path, attempt=unit.attempt)
     ctx.continue_numbering(_last_seq(log_path, unit.attempt))  # a job the scheduler requeued runs this attempt again
-    signal.signal(signal.SIGTERM, lambda *_: ctx.request_stop())
+    t_start = time.monotonic()
+
+    def on_sigterm(*_: Any) -> None:
+        if ctx.stop_requested:
+            return
+        ctx.request_stop()
+        threading.Thread(target=_stop_deadline, args=(ctx, unit.prior_seconds, t_start), daemon=True).start()
+
+    signal.signal(signal.SIGTERM, on_sigterm)
     ctx.emit("started", pid=os.getpid(), host=socket.gethostname(), attempt=unit.attempt, resume=unit.resume)
     stop_beat = threading.Event()
     beat = threading.Thread(target=_heartbeat, args=(home, study_id, stage, unit.attempt, stop_beat), daemon=True)
@@ -140,11 +172,18 @@ def run_stage(home: str, study_ref: str, stage: str, fresh: bool = False, out: A
     unit's input (resume or start over), run the unit, ingest its events. For tests and one-off use."""
     store = Store(home, create=False)
     study_id = int(store.study(study_ref).id)  # type: ignore[arg-type]
-    prepare_unit(store, study_id, stage, fresh=fresh)
+    unit = prepare_unit(store, study_id, stage, fresh=fresh)
+    store.update_stage(study_id, stage, state=StageState.running, executor="local", job_id=str(os.getpid()),
+                       pid=os.getpid(), host=socket.gethostname(), attempts=unit.attempt, heartbeat_at=None,
+                       finished_at=None, error=None, progress_json=None, job_state=None)
     try:
         return run_unit(store.home, study_id, stage, out=out)
     finally:
-        store.ingest(study_id, stage)
+        faults.set_stage(stage)  # tests only: the db_commit kill point fires inside this ingest
+        try:
+            store.ingest(study_id, stage)
+        finally:
+            faults.set_stage(None)
 
 
 def main(argv: Optional[list[str]] = None) -> int:

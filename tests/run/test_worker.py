@@ -191,3 +191,40 @@ def test_exit_code_2_for_bad_input(lab: dict[str, Any]) -> None:
         Runner(store, int(custom.id)).run()  # type: ignore[arg-type]
     assert store.lease(int(custom.id)) is None  # type: ignore[arg-type]
     assert [r.state for r in store.stage_runs(int(custom.id))] == [StageState.pending] * 2  # type: ignore[arg-type]
+
+
+def test_a_stage_that_cannot_reach_a_checkpoint_still_exits_within_the_grace_after_sigterm(
+        tiny_llama_dir: Path, tiny_corpus_dir: Path, tmp_path: Path) -> None:
+    """SIGTERM while the stage is stuck between checkpoints (here: a 60 s pause after its first
+    checkpoint, as a long model load or step would be): the unit records `interrupted` and exits after
+    NEURON_PILOT_STOP_GRACE_S, before a scheduler's SIGKILL; the next run resumes."""
+    import signal
+    import time
+
+    from lab.core.faults import FAULT_ENV
+    from lab.run.unit import prepare_unit
+    from lab.run.worker import STOP_GRACE_ENV, run_stage
+
+    store = Store(tmp_path / "home")
+    sid = int(create_study(store, _toml(tmp_path / "s.toml", tiny_llama_dir, tiny_corpus_dir, "grace")).id)  # type: ignore[arg-type]
+    for stage in ("criteria", "model"):
+        assert run_stage(str(store.home.root), str(sid), stage) == 0
+    prepare_unit(store, sid, "identify")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", FAULT_ENV: "slow:identify:60", STOP_GRACE_ENV: "1.5"}
+    proc = subprocess.Popen([sys.executable, "-m", "lab.worker", "--home", str(store.home.root), "--study", str(sid),
+                             "--stage", "identify"], cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    checkpoint = store.home.checkpoint_dir(sid, "identify")
+    deadline = time.monotonic() + 120
+    while not any(checkpoint.rglob("*.json")):
+        assert proc.poll() is None and time.monotonic() < deadline, "identify never checkpointed"
+        time.sleep(0.05)
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    code = proc.wait(timeout=30)
+    waited = time.monotonic() - t0
+    assert code == 3 and waited < 10, (code, waited, proc.stderr.read() if proc.stderr else "")
+    store.ingest(sid, "identify")
+    run = store.stage_run(sid, "identify")
+    assert run.state == StageState.interrupted and "within 1.5 s of SIGTERM" in (run.error or "")
+    assert prepare_unit(store, sid, "identify").resume
