@@ -17,7 +17,7 @@ from typing import Optional
 from lab.core.errors import BadInput
 from lab.core.events import Event
 from lab.run.compute import executor_for
-from lab.run.executor import Executor, LocalExecutor, StageUnit, worker_command
+from lab.run.executor import Executor, LocalExecutor, LocalUnit, StageUnit, worker_command
 from lab.run.unit import prepare_unit
 from lab.store import StageRun, StageState, Store
 
@@ -132,7 +132,13 @@ class StageWorker:
         return getattr(self.unit, "pid", None)
 
     def describe(self) -> str:
-        return self.unit.describe()
+        """"worker pid N on HOST"; a cluster job with its scheduler state ("slurm job 12, PENDING (Priority)")."""
+        if isinstance(self.unit, LocalUnit):
+            return self.unit.describe()
+        try:
+            return f"{self.unit.describe()}, {self.unit.status().describe()}"
+        except BadInput:
+            return self.unit.describe()
 
     def poll(self) -> list[Event]:
         """New events from the stage's event log since the last poll (or since this handle was made)."""
