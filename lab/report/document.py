@@ -254,5 +254,9 @@ def build_document(store: Store, study: Study, size: Optional[FullSize] = None,
     charts = render_charts(facts)
     sections = [headline_section(h), reasons, cost_section(data["cost"], h["mean_gain_points"]),
                 evidence_section(facts, charts), provenance_section(data, facts)]
-    return Document(title=f"Go/no-go report: {study.name} (study {facts.sid})", verdict=h["verdict"],
-                    sections=sections, data=data)
+    title = f"Go/no-go report: {study.name} (study {facts.sid})"
+    if data.get("incomplete"):  # a partial export says so before anything else
+        title = f"INCOMPLETE {title}"
+        sections.insert(0, Section("Incomplete", [Para(f"Incomplete: {data['incomplete']}. This is not the "
+                                                       f"pilot's result.", strong=True)]))
+    return Document(title=title, verdict=h["verdict"], sections=sections, data=data)

@@ -1,7 +1,8 @@
 """The go/no-go summary as a plain dict in DESIGN.md's JSON export shape (lab.report.exports writes it).
 
 DESIGN.md's keys are kept exactly; extensions (documented in docs/report.md): study.trust_remote_code,
-headline, cost, generation (the generation probe), artifacts[].check, provenance.model and provenance.data;
+headline, cost, generation (the generation probe), incomplete (first, only while the pilot has not
+reached its end: why), artifacts[].check, provenance.model and provenance.data;
 stages[].gate = {"recommendation", "reasons", "numbers"}: the rule's verdict and evidence (may differ
 from the recorded decision).
 """
@@ -24,6 +25,30 @@ from lab.store import Store, Study
 
 def _iso(t: Optional[dt.datetime]) -> Optional[str]:
     return None if t is None else t.replace(tzinfo=dt.timezone.utc).isoformat()
+
+
+def incomplete_reason(store: Store, study: Study, facts: StudyFacts) -> Optional[str]:
+    """Why the pilot has not reached its end yet (None when it has): a stage before the verdict not
+    run (or still running, failed, interrupted), or a gate that waits for a decision. A pilot that a
+    gate stopped (a non-go at a stopping gate) has reached its end."""
+    from protocols import load_protocol
+
+    protocol = load_protocol(study.protocol, store.home.root)
+    for spec in protocol.stage:
+        if spec.gate is not None and spec.gate.rule == "final":
+            continue
+        run = facts.run(spec.name)
+        state = "pending" if run is None else getattr(run.state, "value", str(run.state))
+        if state != "done":
+            return f"the pilot has not finished: stage {spec.name} is {state}"
+        if spec.gate is None:
+            continue
+        decision = store.latest_decision(facts.sid, spec.name)
+        if decision is None:
+            return f"the pilot has not finished: the {spec.name} gate waits for a decision"
+        if decision.verdict != "go" and spec.gate.on_no_go == "stop":
+            return None
+    return None
 
 
 def summary(store: Store, study: Study, size: Optional[FullSize] = None,
@@ -50,7 +75,7 @@ def summary(store: Store, study: Study, size: Optional[FullSize] = None,
     prov = provenance(study.seed, model_info)
     prov["model"] = model_record(facts)
     prov["data"] = {"corpus": corpus_files(facts)}
-    return {
+    out = {
         "study": {
             "id": sid, "name": study.name, "protocol": study.protocol,
             "model": {"id": study.model_id, "revision": model_info.get("revision"),
@@ -68,3 +93,6 @@ def summary(store: Store, study: Study, size: Optional[FullSize] = None,
         "cost": cost(facts, head, size),
         "generation": generation_summary(facts),
     }
+    reason = incomplete_reason(store, study, facts)
+    # a partial export says so first: nobody should read a pilot stopped half-way as its result
+    return {"incomplete": reason, **out} if reason else out
