@@ -1,7 +1,7 @@
 """Evaluation conditions: for each (language, condition), how to get the model that is scored.
 
 A condition is a *recipe*: the base model, the base model with one language's neuron set hooked
-(test-time intervention), or a trained fine-tune adapter merged into a copy of the base model. The
+(test-time intervention), or a trained fine-tune adapter switched on in the base model (peft). The
 evaluate and generate stages both plan their (language, condition) slots here and get their models
 and hooks from `ConditionModels`; what they do with the model (lm-eval scoring, generation) and how
 they checkpoint is theirs. Two slots with the same recipe on the same language are the same
@@ -166,7 +166,8 @@ def read_neuron_sets(ctx: Any) -> dict[str, dict[str, dict[int, list[int]]]]:
 
 class ConditionModels:
     """Hands out the model (and hooks) for each recipe; the base model is loaded once, on first need,
-    and each fine-tune variant is merged into a copy once and freed before the next."""
+    and each fine-tune variant is a peft adapter loaded onto it (the previous one deleted first), so
+    memory stays at the base model plus one adapter (lab.neurons.finetune.adapters.AdapterSwitch)."""
 
     def __init__(self, ctx: Any, plan: dict[str, Any], slots: list[Slot], load: Callable[[Any], Any]) -> None:
         self.ctx, self.plan, self._load = ctx, plan, load
@@ -197,20 +198,24 @@ class ConditionModels:
         by_variant: dict[Optional[str], list[Slot]] = {}
         for s in slots:
             by_variant.setdefault(s.recipe.variant, []).append(s)
-        for variant, group in by_variant.items():
-            if not any(pending(s) for s in group):
-                yield None, group
-                continue
-            loaded = self.base()
-            if variant is None:
-                yield loaded.model, group
-                continue
-            from lab.neurons.finetune.adapters import load_condition
+        switch = None  # fine-tune variants: peft adapters switched on the one base model, never a copy of it
+        try:
+            for variant, group in by_variant.items():
+                if not any(pending(s) for s in group):
+                    yield None, group
+                    continue
+                loaded = self.base()
+                if variant is None:
+                    yield (switch.baseline() if switch is not None else loaded.model), group
+                    continue
+                from lab.neurons.finetune.adapters import AdapterSwitch
 
-            model = load_condition(loaded, variant_adapter_dir(self.ctx, variant))
-            yield model, group
-            del model  # free the merged copy before the next one (memory: ~2x the model)
-            gc.collect()
+                switch = switch or AdapterSwitch(loaded)
+                yield switch.model(variant_adapter_dir(self.ctx, variant), variant), group
+                gc.collect()
+        finally:
+            if switch is not None:
+                switch.close()  # the LoRA layers go: the base model is as it was loaded
 
     def hooks(self, model: Any, recipe: Recipe) -> Any:
         """A fresh context manager with the recipe's hooks (None when it has none)."""

@@ -50,6 +50,55 @@ def pick_dtype(requested: str, device: torch.device) -> torch.dtype:
     return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[requested]
 
 
+def placement_kwargs(model_cfg: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    """from_pretrained's placement: the weights go straight onto their device, never CPU first then `.to`.
+
+    Without `[model] device_map` that is one device (`device_map={"": device}`). With it, accelerate
+    places the layers ("auto", "balanced", "balanced_low_0", "sequential" or a table module → device,
+    where "cpu" and "disk" entries are offloaded), capped per device by `max_memory` and spilling to
+    `offload_folder`."""
+    wanted = model_cfg.get("device_map")
+    if wanted is None:
+        return {"device_map": {"": device}}
+    out: dict[str, Any] = {"device_map": wanted if isinstance(wanted, str) else
+                           {k: _device_key(v) for k, v in wanted.items()}}
+    if model_cfg.get("max_memory"):
+        out["max_memory"] = {_device_key(k): v for k, v in model_cfg["max_memory"].items()}
+    if model_cfg.get("offload_folder"):
+        Path(model_cfg["offload_folder"]).mkdir(parents=True, exist_ok=True)
+        out["offload_folder"] = str(model_cfg["offload_folder"])
+    if isinstance(wanted, str) and not torch.cuda.is_available() and "max_memory" not in out:
+        out["max_memory"] = {"cpu": _host_memory()}  # accelerate's own guess leaves no room on a CPU-only host
+    return out
+
+
+def _device_key(v: Any) -> Any:
+    """A study file's device name as accelerate wants it: GPU index as int, else the name."""
+    if isinstance(v, int):
+        return v
+    if isinstance(v, str) and v.isdigit():
+        return int(v)
+    if isinstance(v, str) and v.startswith("cuda:"):
+        return int(v.split(":", 1)[1])
+    return v
+
+
+def _host_memory() -> int:
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return 1 << 40
+
+
+def main_device(device_map: dict[str, Any]) -> torch.device:
+    """Where the inputs go for a dispatched model: the first GPU of the map (accelerate runs offloaded
+    "cpu"/"disk" layers there too), else the CPU."""
+    for v in device_map.values():
+        if v not in ("cpu", "disk", "meta") and not (isinstance(v, torch.device) and v.type in ("cpu", "meta")):
+            return torch.device(v if not isinstance(v, int) else f"cuda:{v}")
+    return torch.device("cpu")
+
+
 def content_hash(folder: Path) -> str:
     """sha256 over the weight files' names and bytes: the revision of a local model."""
     h = hashlib.sha256()
@@ -156,14 +205,17 @@ def load_model(model_cfg: dict[str, Any], source: str = "local") -> LoadedModel:
     if source == "local":
         check_weight_shapes(Path(model_id), config, trust)
     weights = {"use_safetensors": True} if source == "local" else {}  # never unpickle a local .bin
+    placement = placement_kwargs(model_cfg, device)
     try:
-        model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, **weights, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, **weights, **kwargs, **placement)
         tokenizer = AutoTokenizer.from_pretrained(name, **kwargs)
     except (OSError, ValueError, RuntimeError) as exc:
         raise _weights_error(model_id, exc) from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model.to(device)
+    device_map = getattr(model, "hf_device_map", None)
+    if model_cfg.get("device_map") is not None:
+        device = main_device(device_map or {"": device})
     model.eval()
     adapter.act_modules(model)  # splits a shared activation module now, before anything hooks it
     if source == "hub":
@@ -187,6 +239,8 @@ def load_model(model_cfg: dict[str, Any], source: str = "local") -> LoadedModel:
         "torch": torch.__version__,
         "transformers": transformers.__version__,
     }
+    if model_cfg.get("device_map") is not None and device_map:
+        provenance["device_map"] = {k: str(v) for k, v in device_map.items()}  # where each module was placed
     return LoadedModel(model, tokenizer, adapter, device, dtype, provenance)
 
 

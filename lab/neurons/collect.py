@@ -146,8 +146,8 @@ def calibrate(model: nn.Module, adapter: ArchitectureAdapter, blocks: Sequence[t
                                    f"[batch, positions, d_ff]; the BOS position cannot be left out")
             x = (out[:, cut[0]:] if cut[0] else out).reshape(-1, out.shape[-1]).float()
             seen[layer] += x.shape[0]
-            torch.minimum(mn[layer], x.amin(0), out=mn[layer])
-            torch.maximum(mx[layer], x.amax(0), out=mx[layer])
+            torch.minimum(mn[layer], x.amin(0).to(mn.device), out=mn[layer])  # .to: a layer on another device
+            torch.maximum(mx[layer], x.amax(0).to(mx.device), out=mx[layer])
         return hook
 
     handles = [m.register_forward_hook(make(i)) for i, m in enumerate(modules)]
@@ -391,11 +391,15 @@ def _collect(model: nn.Module, adapter: ArchitectureAdapter, feeds: Sequence[Blo
                     progress(feed.lang, tokens, feed.n_tokens)
                 since += e - s
                 if checkpoint is not None and (since >= checkpoint.every or checkpoint.stop_requested()):
+                    if acc.remote:  # layers on other devices: their partial sums join before the check
+                        acc.flush()
                     guard.check(acc.sum)
                     _save(checkpoint, li, next_block, tokens, score_tokens, acc, layout, done, hists)
                     since = 0
                     checkpoint.check_stop()
             hooks.score = False
+            if acc.remote:
+                acc.flush()
             guard.check(acc.sum)
             if tokens != feed.n_tokens:
                 raise RuntimeError(f"{feed.lang}: counted {tokens} tokens, expected {feed.n_tokens}")
@@ -554,16 +558,20 @@ def _refine_group(model: nn.Module, adapter: ArchitectureAdapter, feed: BlockFee
     def make(layer: int) -> Callable[..., None]:
         pos, idx, windows = per_layer[layer]
         pos_dev = pos.to(device)
+        here: dict[str, Any] = {}  # idx and windows on the layer's device, when it is another (device_map)
 
         def hook(_m: nn.Module, _i: Any, out: torch.Tensor) -> None:
+            if here.get("device") != out.device:
+                here.update(device=out.device, idx=idx.to(out.device),
+                            windows={n: (lo.to(out.device), hi.to(out.device)) for n, (lo, hi) in windows.items()})
             x = out[:, feed.skip:] if feed.skip else out
-            x = x.reshape(-1, x.shape[-1]).index_select(1, idx).double()  # [tokens, neurons of this layer]
+            x = x.reshape(-1, x.shape[-1]).index_select(1, here["idx"]).double()  # [tokens, neurons of this layer]
             if layer == min(per_layer):
                 seen[0] += x.shape[0]
-            for name, (lo, hi) in windows.items():
-                below[name].index_add_(0, pos_dev, (x < lo).sum(0))
+            for name, (lo, hi) in here["windows"].items():
+                below[name].index_add_(0, pos_dev, (x < lo).sum(0).to(device))
                 t, j = torch.nonzero((x >= lo) & (x < hi), as_tuple=True)  # the short pass: a host sync is fine
-                kept[name].append((pos_dev[j], x[t, j].float()))
+                kept[name].append((pos_dev[j.to(device)], x[t, j].float().to(device)))
         return hook
 
     handles = [modules[layer].register_forward_hook(make(layer)) for layer in per_layer]

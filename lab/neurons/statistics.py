@@ -192,6 +192,9 @@ class Accumulators:
         self.staging = torch.zeros_like(self.hist, dtype=torch.int16) if use_staging else None
         self.max_batch_tokens = max_batch_tokens
         self.staged = 0  # tokens added into `staging` since its last flush
+        # layers that run on another device than this state (a model split by device_map): their hooks add
+        # into partial accumulators on that layer's device (no activation copy), folded in here by flush()
+        self.remote: dict[int, dict[str, torch.Tensor]] = {}
 
     @property
     def target(self) -> torch.Tensor:
@@ -213,6 +216,22 @@ class Accumulators:
             self.hist += self.staging
             self.staging.zero_()
         self.staged = 0
+        for layer, part in self.remote.items():
+            for name in ("count", "sum", "hist", "above"):
+                getattr(self, name)[layer] += part[name].to(self.count.device)
+                part[name].zero_()
+
+    def remote_part(self, layer: int, device: torch.device) -> dict[str, torch.Tensor]:
+        """The partial accumulators of a layer whose activations are on `device`, not on this state's device."""
+        part = self.remote.get(layer)
+        if part is None or part["count"].device != device:
+            d_ff, width = self.hist.shape[1], self.hist.shape[2]
+            part = self.remote[layer] = {
+                "count": torch.zeros(d_ff, dtype=torch.int64, device=device),
+                "sum": torch.zeros(d_ff, dtype=torch.float64, device=device),
+                "hist": torch.zeros(d_ff, width, dtype=torch.int32, device=device),
+                "above": torch.zeros(d_ff, dtype=torch.int64, device=device)}
+        return part
 
     def reset(self, hist: Optional[torch.Tensor] = None) -> None:
         """Zero everything for the next language (same tensors, so memory stays put); with `hist`, the
@@ -243,6 +262,9 @@ class Accumulators:
         if self.staging is not None:
             self.staging.zero_()
         self.staged = 0
+        for part in self.remote.values():
+            for t in part.values():
+                t.zero_()
         thr = tensors.get("threshold")
         self.threshold = None if thr is None else thr.to(self.count.device)
 
@@ -270,20 +292,27 @@ class StatsHooks:
         self.score = False  # count tokens above the threshold (second sample)
         self.skip = 0  # leading positions of every block left out of the statistics (1 = the BOS)
         self.seen = [0] * len(self.modules)  # tokens each layer's hook counted (host ints: no device sync)
-        self._ws: dict[int, _Workspace] = {}
+        self._ws: dict[tuple[int, torch.device, torch.dtype], _Workspace] = {}
         self._handles: list[Any] = []
 
-    def _workspace(self, n: int, d_ff: int, device: torch.device) -> _Workspace:
-        ws = self._ws.get(n)
+    def _workspace(self, n: int, d_ff: int, device: torch.device, count_dtype: torch.dtype) -> _Workspace:
+        key = (n, device, count_dtype)  # one set per device when the layers are spread over several
+        ws = self._ws.get(key)
         if ws is None:
-            if len(self._ws) >= 2:  # full batches and one short tail: never more
-                self._ws.clear()
-            ws = self._ws[n] = _Workspace(n, d_ff, device, self.acc.target.dtype)
+            if sum(1 for k in self._ws if k[1:] == key[1:]) >= 2:  # full batches and one short tail: never more
+                for k in [k for k in self._ws if k[1:] == key[1:]]:
+                    del self._ws[k]
+            ws = self._ws[key] = _Workspace(n, d_ff, device, count_dtype)
         return ws
+
+    def _local(self, layer: int, x: torch.Tensor) -> bool:
+        """Whether `layer`'s activations are on the accumulators' device (else it adds into remote partials)."""
+        return x.device == self.acc.count.device
 
     def _make(self, layer: int) -> Callable[..., None]:
         acc, top = self.acc, self.layout.bins + 1
         inv, shift = self.inv[layer], self.shift[layer]
+        moved: dict[str, Any] = {}  # a remote layer's bin layout and threshold, copied to its device once
 
         def hook(_m: nn.Module, _i: Any, out: torch.Tensor) -> None:
             if self.skip:
@@ -293,19 +322,34 @@ class StatsHooks:
                 out = out[:, self.skip:]
             x = out.reshape(-1, out.shape[-1])
             self.seen[layer] += x.shape[0]
-            ws = self._workspace(x.shape[0], x.shape[1], x.device)
+            if self._local(layer, x):
+                count, total, hist, above = acc.count[layer], acc.sum[layer], acc.target[layer], acc.above[layer]
+                lin, lshift = inv, shift
+                thr = acc.threshold[layer] if self.score and acc.threshold is not None else None
+            else:  # this layer sits on another device (device_map): its partial accumulators live there
+                part = acc.remote_part(layer, x.device)
+                count, total, hist, above = part["count"], part["sum"], part["hist"], part["above"]
+                if moved.get("device") != x.device:
+                    moved.update(device=x.device, inv=inv.to(x.device), shift=shift.to(x.device), thr=(None, None))
+                lin, lshift = moved["inv"], moved["shift"]
+                thr = None
+                if self.score and acc.threshold is not None:
+                    if moved["thr"][0] is not acc.threshold:
+                        moved["thr"] = (acc.threshold, acc.threshold[layer].to(x.device))
+                    thr = moved["thr"][1]
+            ws = self._workspace(x.shape[0], x.shape[1], x.device, hist.dtype)
             torch.gt(x, 0, out=ws.flag)
-            acc.count[layer] += ws.flag.sum(0).to(torch.int64)
-            acc.sum[layer] += x.sum(0, dtype=torch.float32)
-            torch.addcmul(shift, x.float() if x.dtype != torch.float32 else x, inv, out=ws.y)
+            count += ws.flag.sum(0).to(torch.int64)
+            total += x.sum(0, dtype=torch.float32)
+            torch.addcmul(lshift, x.float() if x.dtype != torch.float32 else x, lin, out=ws.y)
             ws.y_t.copy_(ws.y.t())  # neuron-major: each neuron's updates hit one histogram row
             ws.idx.copy_(ws.y_t)  # truncation toward zero: floor for y >= 0, and y in (-1, 1) -> 0
             ws.idx.clamp_(0, top)  # below/above the range -> under/overflow bin (NaN lands in one too)
-            acc.target[layer].scatter_add_(1, ws.idx, ws.ones)
+            hist.scatter_add_(1, ws.idx, ws.ones)
             if self.score:
-                assert acc.threshold is not None
-                torch.gt(x, acc.threshold[layer], out=ws.flag)
-                acc.above[layer] += ws.flag.sum(0).to(torch.int64)
+                assert thr is not None
+                torch.gt(x, thr, out=ws.flag)
+                above += ws.flag.sum(0).to(torch.int64)
 
         return hook
 

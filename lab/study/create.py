@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Optional
 
 from lab.core.errors import BadInput
 from lab.inputs.preflight import check_study_inputs
 from lab.store import Store, Study
-from lab.study.studyfile import load_study_file
+from lab.study.studyfile import load_study_file, memory_bytes
 from protocols import load_protocol
 
 
@@ -60,8 +64,136 @@ def validate(path: str | Path, home: Path) -> tuple[Any, dict[str, Any], str, An
     return parsed, cfg, text, protocol
 
 
-def create_study(store: Store, path: str | Path) -> Study:
+# ---- will the model fit the stated devices? (no torch import: `new` stays fast) ---------------------
+
+DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
+GIB = 1 << 30
+
+
+def _model_config(cfg: dict[str, Any]) -> Optional[dict[str, Any]]:
+    source = cfg.get("resolved", {}).get("model_source", "local")
+    path: Optional[Path] = None
+    if source == "hub":
+        from huggingface_hub import try_to_load_from_cache
+
+        got = try_to_load_from_cache(cfg["model"]["id"], "config.json", revision=cfg["model"].get("revision"))
+        path = Path(got) if isinstance(got, str) else None
+    elif source == "local":
+        path = Path(cfg["model"]["id"]) / "config.json"
+    if path is None or not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data.get("text_config", data) if isinstance(data, dict) else None
+
+
+def config_parameters(c: dict[str, Any]) -> Optional[int]:
+    """Parameters of a decoder-only transformer from its config.json (Llama/Mistral/Qwen/Gemma keys, or
+    GPT-2's n_embd/n_layer/n_inner): embeddings, attention with grouped KV heads, the (gated) MLP, norms and
+    an untied head. None when the config lacks the sizes."""
+    h = c.get("hidden_size", c.get("n_embd"))
+    layers = c.get("num_hidden_layers", c.get("n_layer"))
+    vocab = c.get("vocab_size")
+    if not all(isinstance(x, int) and x > 0 for x in (h, layers, vocab)):
+        return None
+    ff = c.get("intermediate_size") or c.get("n_inner") or c.get("ffn_dim") or 4 * h
+    heads = c.get("num_attention_heads", c.get("n_head")) or 1
+    head_dim = c.get("head_dim") or h // heads
+    kv = c.get("num_key_value_heads") or heads
+    gated = c.get("model_type") in ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "phi3", "olmo", "olmo2")
+    attn = h * heads * head_dim * 2 + h * kv * head_dim * 2  # q, o; k, v
+    mlp = (3 if gated else 2) * h * ff
+    head = 0 if c.get("tie_word_embeddings", True) else vocab * h
+    return int(vocab * h + layers * (attn + mlp + 2 * h) + h + head)
+
+
+def _gguf_parameters(cfg: dict[str, Any]) -> Optional[int]:
+    p = Path(cfg["model"]["id"])
+    f = p if p.is_file() else (p / cfg["model"]["gguf_file"] if cfg["model"].get("gguf_file") else None)
+    if f is None:
+        found = sorted(p.glob("*.gguf"))
+        f = found[0] if len(found) == 1 else None
+    if f is None:
+        return None
+    try:
+        from gguf import GGUFReader
+
+        return int(sum(int(t.n_elements) for t in GGUFReader(str(f)).tensors))
+    except Exception:  # preflight already vetted the file; an estimate is not worth an error
+        return None
+
+
+def _gpu_memory() -> list[int]:
+    """Each visible GPU's memory in bytes, from nvidia-smi (empty when there is none)."""
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return []
+    try:
+        out = subprocess.run([smi, "--query-gpu=memory.total", "--format=csv,noheader,nounits"], capture_output=True,
+                             text=True, timeout=10).stdout
+        return [int(float(x)) << 20 for x in out.split() if x.strip()]
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return []
+
+
+def _host_memory() -> int:
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+def memory_warning(cfg: dict[str, Any], gpus: Optional[list[int]] = None,
+                   host: Optional[int] = None) -> Optional[str]:
+    """One line when the model's weights (parameters × dtype bytes, from its config) exceed what the stated
+    devices hold: max_memory's devices when given (disk not counted), else the GPUs (device_map: all of them
+    and the host, since accelerate offloads to it; one device: that one) or the host. None when it fits,
+    when disk offload is allowed, or when the size is unknown."""
+    m = cfg["model"]
+    source = cfg.get("resolved", {}).get("model_source", "local")
+    params = _gguf_parameters(cfg) if source == "gguf" else config_parameters(_model_config(cfg) or {})
+    if not params:
+        return None
+    gpus = _gpu_memory() if gpus is None else gpus
+    host = _host_memory() if host is None else host
+    dtype = m.get("dtype", "auto")
+    if dtype == "auto":  # bf16 on a GPU, float32 on the CPU (lab.model.loading.pick_dtype)
+        dtype = "bfloat16" if gpus and m.get("device") != "cpu" else "float32"
+    need = params * DTYPE_BYTES[dtype]
+    if m.get("max_memory"):
+        sized = {k: memory_bytes(v) or 0 for k, v in m["max_memory"].items()}
+        have, where = sum(v for k, v in sized.items() if k != "disk"), "max_memory's devices"
+    elif m.get("device_map") is not None:
+        if m.get("offload_folder"):
+            return None  # whatever does not fit goes to disk
+        have, where = sum(gpus) + host, f"{len(gpus)} GPU(s) and the host memory"
+    elif m.get("device", "auto") == "cpu" or not gpus:
+        have, where = host, "the host memory"
+    else:
+        dev = m.get("device", "auto")
+        i = int(dev.split(":")[1]) if dev.startswith("cuda:") else 0
+        have, where = (gpus[i] if i < len(gpus) else 0), f"GPU {i}"
+    if not have or need <= have:
+        return None
+    fix = ("raise max_memory or add offload_folder (and a \"disk\" entry)" if m.get("max_memory") else
+           "add offload_folder" if m.get("device_map") is not None else
+           "set [model] device_map = \"auto\" (with max_memory and offload_folder)")
+    return (f"warning: model {m['id']} needs about {_size(need)} for its weights ({params:,} parameters × "
+            f"{DTYPE_BYTES[dtype]} bytes, {dtype}) but {where} hold {_size(have)}; it will not load as stated — "
+            f"{fix}, or use a smaller dtype")
+
+
+def _size(n: int) -> str:
+    return f"{n / GIB:.1f} GiB" if n >= GIB else f"{n / (1 << 20):.1f} MiB"
+
+
+def create_study(store: Store, path: str | Path, warn: Optional[Callable[[str], None]] = None) -> Study:
     parsed, cfg, text, protocol = validate(path, store.home.root)
+    message = memory_warning(cfg)
+    if message is not None:  # a warning, not an error: the estimate ignores activations and may be off
+        (warn or (lambda line: print(line, file=sys.stderr)))(message)
     return store.create_study(name=parsed.study.name, protocol=protocol.name, model_id=cfg["model"]["id"],
                               seed=parsed.study.seed, trust_remote_code=parsed.model.trust_remote_code,
                               config=cfg, source_toml=text, source_path=str(Path(path).resolve()),

@@ -195,3 +195,39 @@ def resolve_neurons(condition: Condition, neurons: Optional[LayerNeurons], d_ff:
     if {k: len(v) for k, v in ctrl.items()} != {k: len(v) for k, v in chosen.items()}:
         raise BadInput("the control neuron set does not have the chosen set's per-layer counts; re-run identify")
     return ctrl
+
+
+def count_adapter_changes(model: nn.Module, adapter_name: str, targets: Targets) -> ChangeCount:
+    """The same count as ``count_changes`` after a merge, from the adapter's deltas alone: for every module
+    that carries `adapter_name` (peft LoRA layers of the model, merged or not), W + ΔW is compared with W,
+    one module at a time, in the weight's dtype (what peft's merge writes). Entries that would change
+    outside the targets' allowed rows, or in a module that is not a target, are `outside`. No copy of the
+    model is made: the extra memory is one module's ΔW."""
+    outside = inside = 0
+    where: list[str] = []
+    for name, module in model.named_modules():
+        lora_b = getattr(module, "lora_B", None)
+        if lora_b is None or adapter_name not in lora_b:
+            continue
+        weight = module.get_base_layer().weight
+        with torch.no_grad():
+            delta = module.get_delta_weight(adapter_name).to(weight.dtype)
+            diff = (weight + delta) != weight
+        key = f"{name}.weight"
+        rows = targets.get(name, "outside")
+        if rows == "outside":
+            n_out = int(diff.sum())
+        elif rows is None:
+            inside += int(diff.sum())
+            continue
+        else:
+            by_row = diff.T if getattr(module, "fan_in_fan_out", False) else diff  # [neurons, in]
+            mask = torch.zeros(by_row.shape[0], dtype=torch.bool, device=by_row.device)
+            mask[rows] = True
+            inside += int(by_row[mask].sum())
+            n_out = int(by_row[~mask].sum())
+        if n_out:
+            outside += n_out
+            where.append(key)
+    return ChangeCount(outside, inside, tuple(where))
+

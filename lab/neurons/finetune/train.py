@@ -19,12 +19,12 @@ from lab.core import faults
 from lab.core.errors import BadInput, StageFailed
 from lab.model.loading import LoadedModel
 from lab.neurons.finetune.adapters import (META_FILE, effective_parameters, load_condition, masked_rows_are_zero,
-                                           own_rng, peft_model, save_adapter)
+                                           own_rng, peft_model, release, save_adapter)
 from lab.neurons.finetune.checkpoint import (checkpoints, commit_dir, read_json, restore_checkpoint, save_checkpoint,
                                              write_json)
 from lab.neurons.finetune.config import TrainSettings, batch_indices, make_blocks
-from lab.neurons.finetune.targets import (Condition, Targets, attention_targets, condition_named, count_changes,
-                                          neuron_targets, resolve_neurons)
+from lab.neurons.finetune.targets import (Condition, Targets, attention_targets, condition_named,
+                                          count_adapter_changes, neuron_targets, resolve_neurons)
 from lab.neurons.sets import LayerNeurons
 
 ProgressFn = Callable[[int, int, float], None]
@@ -46,7 +46,7 @@ class TrainResult:
     weights_changed_outside_neurons: Optional[int] = None  # neuron conditions only; must be 0
     weights_changed_outside_target: Optional[int] = None  # any condition; must be 0
     weights_changed_inside_target: Optional[int] = None
-    merged: Optional[nn.Module] = field(default=None, repr=False)  # only with keep_merged=True
+    merged: Optional[nn.Module] = field(default=None, repr=False)  # only with keep_merged=True: a merged copy
 
     def to_json(self) -> dict[str, Any]:
         out = {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self) if f.name != "merged"}
@@ -105,15 +105,21 @@ def train_condition(loaded: LoadedModel, neurons: Optional[LayerNeurons], condit
             return result
 
     with own_rng(loaded.device):
-        return _train(loaded, cond, trained, targets, blocks, settings, fingerprint, checkpoint_dir, output_dir,
-                      seed, progress, should_stop, keep_merged)
+        model = peft_model(loaded, targets, settings, seed)  # on the base model itself: no copy of the weights
+        try:
+            result = _train(loaded, model, cond, trained, targets, blocks, settings, fingerprint, checkpoint_dir,
+                            output_dir, seed, progress, should_stop)
+        finally:
+            release(loaded, model)
+    if keep_merged and result.finished:  # opt-in (tests): a merged copy, from the saved adapter files
+        result.merged = load_condition(loaded, output_dir)
+    return result
 
 
-def _train(loaded: LoadedModel, cond: Condition, trained: Optional[dict[int, list[int]]], targets: Targets,
-           blocks: torch.Tensor, settings: TrainSettings, fingerprint: str, checkpoint_dir: Path, output_dir: Path,
-           seed: int, progress: Optional[ProgressFn], should_stop: Optional[Callable[[], bool]],
-           keep_merged: bool) -> TrainResult:
-    model = peft_model(loaded, targets, settings, seed)
+def _train(loaded: LoadedModel, model: nn.Module, cond: Condition, trained: Optional[dict[int, list[int]]],
+           targets: Targets, blocks: torch.Tensor, settings: TrainSettings, fingerprint: str, checkpoint_dir: Path,
+           output_dir: Path, seed: int, progress: Optional[ProgressFn],
+           should_stop: Optional[Callable[[], bool]]) -> TrainResult:
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     param_names = [n for n, _ in named]
     opt = torch.optim.AdamW([p for _, p in named], lr=settings.learning_rate, weight_decay=settings.weight_decay)
@@ -157,9 +163,8 @@ def _train(loaded: LoadedModel, cond: Condition, trained: Optional[dict[int, lis
     tmp = output_dir.parent / f".{output_dir.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     save_adapter(model, tmp)
-    merged = model.merge_and_unload()
-    merged.eval()
-    counts = count_changes(loaded.model, merged, targets)
+    # what merging would change, counted on the adapter's deltas (one module at a time, no merged copy)
+    counts = count_adapter_changes(model.get_base_model(), model.active_adapter, targets)
     if counts.outside:
         raise RuntimeError(f"{cond.name}: {counts.outside} weight entries changed outside the trained "
                            f"{'neurons' if trained else 'modules'} (in {', '.join(counts.outside_tensors[:3])})")
@@ -173,7 +178,6 @@ def _train(loaded: LoadedModel, cond: Condition, trained: Optional[dict[int, lis
     commit_dir(tmp, output_dir)
     for _, d in checkpoints(checkpoint_dir):  # the finished adapter is the resume point now
         shutil.rmtree(d, ignore_errors=True)
-    result.merged = merged if keep_merged else None
     return result
 
 
