@@ -14,7 +14,7 @@ import hashlib
 import json
 import zlib
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from lab.core import faults
 from lab.neurons.activations import ActivationStats
@@ -44,17 +44,24 @@ def _digest(obj: Any) -> str:
 
 
 class Progress:
-    """One progress stream for the whole stage: unit = passes, label says where inside the pass."""
+    """One progress stream for the whole stage: unit = passes, label says where inside the pass;
+    `fraction` (of the whole stage, counting the languages read inside the running pass) and
+    `unit_label` (the pass now) let a reader show progress between pass boundaries."""
 
-    def __init__(self, ctx: StageContext, total: int) -> None:
-        self.ctx, self.total, self.done = ctx, total, 0
+    def __init__(self, ctx: StageContext, total: int, languages: Sequence[str] = ()) -> None:
+        self.ctx, self.total, self.done, self.languages = ctx, total, 0, list(languages)
 
     def inside(self, name: str, lang: str, tokens: int, of: int) -> None:
-        self.ctx.progress(self.done, self.total, "passes", label=f"{name}: {lang} {tokens}/{of} tokens")
+        i = self.languages.index(lang) if lang in self.languages else 0
+        within = (i + (tokens / of if of else 0.0)) / max(len(self.languages), 1)
+        self.ctx.progress(self.done, self.total, "passes", label=f"{name}: {lang} {tokens}/{of} tokens",
+                          fraction=round(min((self.done + within) / self.total, 1.0), 4),
+                          unit_label=f"pass {self.done + 1}/{self.total} {name}")
 
     def finished(self, name: str) -> None:
         self.done += 1
-        self.ctx.progress(self.done, self.total, "passes", label=f"{name} done", force=True)
+        self.ctx.progress(self.done, self.total, "passes", label=f"{name} done", force=True,
+                          fraction=round(self.done / self.total, 4), unit_label=f"pass {self.done}/{self.total} {name}")
 
 
 def _half(ctx: StageContext, loaded: LoadedModel, h: int, method: str, feeds: list[Any],
@@ -175,7 +182,7 @@ def run(ctx: StageContext) -> None:
     halves = corpus_halves(tok, corpus["path"], languages, n_tokens, block, ctx.seed, method)
     heldout = _heldout(ctx, tok, languages)
     keys = pass_keys(languages)
-    progress = Progress(ctx, 2 + len(keys))
+    progress = Progress(ctx, 2 + len(keys), languages)
     ctx.progress(0, progress.total, "passes", label="split halves", force=True)
 
     # 1. split-half stability
