@@ -10,11 +10,12 @@ import traceback
 from pathlib import Path
 from typing import Callable, Optional
 
-from textual import work
+from textual import events, work
 from textual.app import App
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from lab.core.errors import BadInput
+from lab.core.paths import DEMO_STUDY
 from lab.report import write_export
 from lab.run.coordinator import DetachedRun, cancel_coordinator, check_decide, start_detached
 from lab.run.runner import RunOutcome, Runner
@@ -23,6 +24,7 @@ from lab.store import Store
 from lab.store.tables import utcnow
 from tui.bindings import APP_BINDINGS
 from tui.commands import LabCommands
+from tui.formatting import fmt_points
 from tui.keymap import load_keymap
 from tui.messages import StageFinished, StageLog, StageProgress
 from tui.screens.error import ErrorScreen
@@ -34,6 +36,28 @@ from tui.screens.study import StudyScreen
 from tui.stage_runs import RunHandle, run_in_daemon
 
 THEMES = ("textual-dark", "textual-light")
+
+
+def headline_line(h: dict) -> str:
+    """The export's headline in one line, its numbers rounded as the Results tables round points."""
+    parts = [f"headline: {h.get('verdict', 'undecided')}"]
+    if h.get("mean_gain_points") is not None:
+        ci = ""
+        if h.get("mean_gain_ci_low_points") is not None and h.get("mean_gain_ci_high_points") is not None:
+            ci = f" [{fmt_points(h['mean_gain_ci_low_points'])}, {fmt_points(h['mean_gain_ci_high_points'])}]"
+        parts.append(f"mean gain on targets {fmt_points(h['mean_gain_points'])} points{ci}")
+    if h.get("gain_over_control_points") is not None:
+        parts.append(f"over random neurons {fmt_points(h['gain_over_control_points'])} points")
+    worst = h.get("worst_high_resource")
+    if worst and worst.get("points") is not None:
+        parts.append(f"worst high-resource change {fmt_points(worst['points'])} points ({worst.get('language')})")
+    return " · ".join(parts)
+
+
+def demo_study_id(store: Store) -> Optional[int]:
+    """The home's demo study (created from examples/studies/demo.toml), the latest if several."""
+    found = [int(s.id) for s in store.studies() if s.source_path == str(DEMO_STUDY)]  # type: ignore[arg-type]
+    return found[-1] if found else None
 
 
 class NeuronPilotApp(App[int]):
@@ -67,6 +91,21 @@ class NeuronPilotApp(App[int]):
         if self.initial_study is not None:
             self.open_study(self.initial_study, run=self.autorun)
 
+    async def on_event(self, event: events.Event) -> None:
+        """Type-ahead: keys typed before a screen that wants them (TYPE_AHEAD, e.g. the new-study form
+        opened with `n`) was ready were dispatched to the screen beneath and come back here unhandled;
+        they are handed, in order, to the new screen instead of the old screen's bindings."""
+        if isinstance(event, events.Key) and event.is_forwarded and not getattr(event, "typed_ahead", False) \
+                and self.screen_stack:
+            screen = self.screen
+            ready_at = getattr(screen, "ready_at", None)
+            if getattr(screen, "TYPE_AHEAD", False) and (ready_at is None or event.time < ready_at):
+                again = events.Key(event.key, event.character)
+                again.typed_ahead = True  # type: ignore[attr-defined]
+                screen._forward_event(again)
+                return
+        await super().on_event(event)
+
     # ---- navigation ---------------------------------------------------------------------------
     def study_screen(self, study_id: int) -> Optional[StudyScreen]:
         """The open screen of that study, even under a modal (it keeps updating beneath)."""
@@ -86,6 +125,30 @@ class NeuronPilotApp(App[int]):
 
     def action_new_study(self) -> None:
         self.push_screen(NewStudyScreen())
+
+    # ---- the demo study ------------------------------------------------------------------------
+    def start_demo(self) -> None:
+        """Open the demo study (examples/studies/demo.toml) and run it: the existing one when this home
+        has it, else created first (`neuron-pilot new` in a subprocess: the UI never loads torch)."""
+        existing = demo_study_id(self.store)
+        if existing is not None:
+            self.notify(f"opening the demo study (study {existing}) and running / resuming it", title="demo")
+            self.open_study(existing, run=True)
+            return
+        if any(w.group == "demo" and w.is_running for w in self.workers):
+            return
+        self.notify("creating the demo study (checks the shipped model and corpora: a few seconds)…",
+                    title="demo", timeout=6)
+        self._create_demo()
+
+    @work(thread=True, group="demo", exclusive=True, exit_on_error=False)
+    def _create_demo(self) -> int:
+        from tui.study_form import create_with_cli
+
+        result = create_with_cli(self.store.home.root, DEMO_STUDY)
+        if result.error or result.study_id is None:
+            raise BadInput(f"the demo study could not be created: {result.error}")
+        return result.study_id
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
@@ -190,11 +253,18 @@ class NeuronPilotApp(App[int]):
         self.push_screen(ExportScreen(), chosen)
 
     def export_study(self, study_id: int, fmt: str) -> None:
+        screen = self.study_screen(study_id)
+        if screen is not None:
+            screen.set_busy(f"writing the {fmt} export of study {study_id}…")
         self._export(study_id, fmt)
 
     @work(thread=True, group="export", exit_on_error=False)
-    def _export(self, study_id: int, fmt: str) -> Path:
-        return write_export(self.store, self.store.study(study_id), fmt)
+    def _export(self, study_id: int, fmt: str) -> tuple[Path, str]:
+        from lab.report import headline
+
+        study = self.store.study(study_id)
+        path = write_export(self.store, study, fmt)
+        return path, headline_line(headline(self.store, study))
 
     # ---- worker outcomes ------------------------------------------------------------------------
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -202,19 +272,30 @@ class NeuronPilotApp(App[int]):
         if worker.group == "stages":
             self._stages_changed(worker, event.state)
         elif worker.group == "export":
+            screen = next((s for s in reversed(self.screen_stack) if isinstance(s, StudyScreen)), None)
             if event.state == WorkerState.SUCCESS:
-                path = worker.result
+                path, head = worker.result
                 self.last_export = path
-                self.notify(f"exported to {path}", title="export", timeout=10)
-                screen = next((s for s in reversed(self.screen_stack) if isinstance(s, StudyScreen)), None)
+                # the path goes to the status line (toasts sit at the top, so none covers it) and the log
+                self.notify("export written; its path is in the status line", title="export", timeout=5)
                 if screen is not None:
                     screen.set_status(f"exported to {path}")
                     screen.write_log("", "info", f"exported to {path}")
+                    screen.write_log("", "info", head)
             elif event.state == WorkerState.ERROR:
+                if screen is not None:
+                    screen.set_status("the export was not written (see the notice)")
                 if isinstance(worker.error, BadInput):
                     self.notify(str(worker.error), title="export", severity="error", timeout=10)
                 else:
                     self.show_error("Export failed", worker.error)
+        elif worker.group == "demo":
+            if event.state == WorkerState.SUCCESS:
+                if isinstance(self.screen, HomeScreen):
+                    self.screen.refresh_rows()
+                self.open_study(int(worker.result), run=True)
+            elif event.state == WorkerState.ERROR:
+                self.show_error("Demo", worker.error)
         elif event.state == WorkerState.ERROR and worker.group != "create":
             self.show_error(f"{worker.name or 'background work'} failed", worker.error)
 

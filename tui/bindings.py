@@ -19,6 +19,7 @@ HOME_BINDINGS: list[Binding] = [
     Binding("o", "open_study", "Open", id="home.open"),
     Binding("r", "run_study", "Run/resume", id="home.run"),
     Binding("f5", "refresh", "Refresh", show=False, id="home.refresh"),
+    Binding("d", "demo", "Demo", id="home.demo"),
 ]
 
 STUDY_BINDINGS: list[Binding] = [

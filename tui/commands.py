@@ -37,6 +37,8 @@ class LabCommands(Provider):
                 out.append((f"Export summary as {fmt}", partial(app.export_study, sid, fmt),
                             "write the go/no-go summary under <home>/exports"))
         out.append(("New study", app.action_new_study, "fill in the study form"))
+        out.append(("Demo: create (or open) the demo study and run it", app.start_demo,
+                    "the shipped tiny model, corpora and task; a few minutes on a laptop"))
         for study in app.store.studies():
             out.append((f"Open study {study.id}: {escape_controls(study.name)}", partial(app.open_study, int(study.id)),
                         study.model_id))

@@ -56,3 +56,36 @@ def short_model(model_id: str, width: int = 22) -> str:
 
 def clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def fmt_sig(v: Optional[float], digits: int = 3) -> str:
+    """A value to `digits` significant digits in fixed notation (trailing zeros kept, so a column of
+    them lines up): 0.0123, 0.500, 21.3, 412; 1,234 and up grouped without decimals; tiny values in
+    scientific notation. Integers stay integers."""
+    if v is None:
+        return "—"
+    v = float(v)
+    if math.isnan(v) or math.isinf(v):
+        return str(v)
+    if v == 0:
+        return "0"
+    if v.is_integer() and abs(v) < 1e15:
+        return f"{int(v):,}"
+    magnitude = math.floor(math.log10(abs(v)))
+    if magnitude < -3:
+        return f"{v:.{digits - 1}e}"
+    if magnitude >= digits - 1:
+        return f"{round(v):,}"
+    decimals = digits - 1 - magnitude
+    text = f"{v:.{decimals}f}"
+    if abs(float(text)) >= 10 ** (magnitude + 1):  # 0.9996 rounds up to 1.000: one decimal fewer
+        text = f"{v:.{max(decimals - 1, 0)}f}"
+    return text
+
+
+def fmt_points(points: Optional[float], signed: bool = True) -> str:
+    """Accuracy (or a change of it) in points, x100 already applied: two decimals, as the gates and
+    reports write it (`+1.25`, `-0.50`)."""
+    if points is None or math.isnan(points) or math.isinf(points):
+        return "—"
+    return f"{points:+.2f}" if signed else f"{points:.2f}"

@@ -15,11 +15,16 @@ from lab.core.events import Event
 
 
 class StageProgress(Message):
+    """done/total in the stage's unit, its label, the worker's timestamp, and the event's other keys
+    (`extra`): `unit_label` (the unit of work now, e.g. "hi 3/6"), `overall_done` / `overall_total`
+    (the whole stage's work when done/total count one part of it), `fraction` (of the whole stage)."""
+
     def __init__(self, study: int, stage: str, done: int, total: int, unit: str, label: Optional[str],
-                 t: float) -> None:
+                 t: float, extra: Optional[dict[str, Any]] = None) -> None:
         super().__init__()
         self.study, self.stage = study, stage
         self.done, self.total, self.unit, self.label, self.t = done, total, unit, label, t
+        self.extra: dict[str, Any] = extra or {}
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, StageProgress) and (message.study, message.stage) == (self.study, self.stage)
@@ -39,13 +44,17 @@ class StageFinished(Message):
         self.study, self.stage, self.kind, self.text = study, stage, kind, text
 
 
+def progress_extra(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if k not in ("done", "total", "unit", "label")}
+
+
 def message_for(event: Event, study: int) -> Message:
     """The UI message for one worker event (study falls back to the runner's when missing)."""
     sid = event.study or study
     data: dict[str, Any] = event.data
     if event.event == "progress":
         return StageProgress(sid, event.stage, int(data.get("done") or 0), int(data.get("total") or 0),
-                             str(data.get("unit") or ""), data.get("label"), event.t)
+                             str(data.get("unit") or ""), data.get("label"), event.t, progress_extra(data))
     if event.event in ("done", "error", "interrupted"):
         return StageFinished(sid, event.stage, event.event, event.describe())
     level = str(data.get("level") or "info") if event.event == "log" else "info"

@@ -48,6 +48,11 @@ class StageView:
         return self.has_gate and self.state == "done" and self.decision is None
 
     @property
+    def is_final(self) -> bool:
+        """The verdict stage (gate rule `final`): it collects every gate's decision."""
+        return self.spec.gate is not None and self.spec.gate.rule == "final"
+
+    @property
     def stopped_here(self) -> bool:
         """A non-go decision at a gate that stops the pilot."""
         gate = self.spec.gate
@@ -62,6 +67,42 @@ class StageView:
         if self.stopped_here:
             return f"stop:{self.decision.verdict}"  # type: ignore[union-attr]
         return self.state
+
+
+def stop_point(views: list[StageView]) -> Optional[StageView]:
+    """The gate that ended the pilot (a non-go at a stopping gate), if one did."""
+    return next((v for v in views if v.stopped_here), None)
+
+
+def not_run(views: list[StageView]) -> set[str]:
+    """Stages that will not run because a gate before them ended the pilot (the verdict stage still runs)."""
+    stop = stop_point(views)
+    if stop is None:
+        return set()
+    after = views[views.index(stop) + 1:]
+    return {v.name for v in after if v.state == "pending" and not v.is_final}
+
+
+def final_view(views: list[StageView]) -> Optional[StageView]:
+    return next((v for v in views if v.is_final), None)
+
+
+def end_message(views: list[StageView]) -> Optional[str]:
+    """Where and why the pilot ended, and what to do next; None while it has not ended. The same
+    words serve the status line, the Stage tab and the studies list's reading of the study."""
+    stop = stop_point(views)
+    final = final_view(views)
+    if stop is None:
+        if final is not None and final.decision is not None and all(v.state == "done" for v in views):
+            return f"The pilot ended: every stage ran; verdict {final.decision.verdict} recorded."
+        return None
+    d = stop.decision
+    assert d is not None
+    head = f"The pilot ended at the {stop.name} gate: {d.verdict} (by {escape_controls(d.by)})."
+    if final is not None and final.awaiting_decision:
+        return head + " Record the final verdict (d on decide); stages after the gate do not run."
+    return (head + " To revise and rerun: copy the study file under a new name, change what the gate "
+            "faulted, then create it (n) and run it.")
 
 
 def study_protocol(store: Store, study: Study) -> Optional[Protocol]:

@@ -29,7 +29,7 @@ from tui.render.metrics import json_matrices, metric_matrix, pivot_table
 from tui.screens.help import HelpScreen
 from tui.screens.study import StudyScreen
 from tui.study_form import FormValues, check_values, field_for_error, write_study_file
-from tui.widgets.live_bar import RateTracker, progress_text
+from tui.widgets.live_bar import RateTracker, progress_text, stage_work
 
 REPO = ROOT_DIR
 
@@ -159,8 +159,8 @@ def test_rate_and_eta_from_worker_timestamps() -> None:
     tracker.add(110.0, 60, 110, "blocks", "sw")
     assert tracker.rate == pytest.approx(5.0)
     assert tracker.eta == pytest.approx(10.0)
-    assert progress_text("identify", 60, 110, "blocks", "sw", tracker) == \
-        "identify 60/110 blocks · 5 blocks/s · ETA 0:10 · sw"
+    assert progress_text("identify", stage_work(60, 110, "blocks", "sw"), tracker) == \
+        "identify · 54% · 5 blocks/s · ETA 0:10 · sw"
 
 
 # ---- rendering results -----------------------------------------------------------------------------
@@ -171,10 +171,12 @@ def metric(name: str, value: float, language: str = "", condition: str = "", **k
 def test_pivot_shows_ci_under_the_value() -> None:
     rows = [metric("accuracy_delta", 0.031, "sw", "intervention", ci_low=0.01, ci_high=0.05, n=400),
             metric("accuracy_delta", -0.002, "sw", "control", ci_low=-0.02, ci_high=0.016, n=400)]
-    text = render(pivot_table("accuracy_delta", rows, ["en", "sw"]))
+    text = render(pivot_table("accuracy_delta", rows, ["en", "sw"]), width=80)
     assert "intervention" in text and "control" in text
-    assert "0.031" in text and "[0.01, 0.05]" in text and "[-0.02, 0.016]" in text
-    assert "n = 400" in text
+    # accuracy changes in points, as the gates and reports state them, intervals under the value
+    assert "accuracy_delta (points)" in text
+    assert "+3.10" in text and "[+1.00, +5.00]" in text and "[-2.00, +1.60]" in text and "-0.20" in text
+    assert "n = 400 paired items" in text  # the n says what it counts
     assert text.index("intervention") < text.index("control")
 
 
@@ -190,9 +192,11 @@ def test_ppxc_artifact_renders_heatmaps_with_hot_diagonal() -> None:
     data = {"languages": ["en", "sw"], "baseline_ppl": {"en": 20.0, "sw": 40.0},
             "identified": [[3.0, 0.5], [0.2, 2.0]], "control": [[0.1, 0.0], [0.0, 0.1]]}
     parts = json_matrices("ppxc.json", data)
-    titles = [p.title for p in parts]
+    titles = [p.renderables[0].plain for p in parts]  # each part: its title line, the table, a caption
     assert titles == ["ppxc.json · baseline_ppl", "ppxc.json · identified", "ppxc.json · control"]
-    assert "3" in render(parts[1]) and "0.5" in render(parts[1])
+    shown = render(parts[1])
+    assert "3" in shown and "0.500" in shown  # 3 significant digits
+    assert [line.split()[0] for line in shown.splitlines()[3:5]] == ["en", "sw"]  # row labels
     hot, cold = cell_colour(3.0, 0.2, 3.0), cell_colour(0.2, 0.2, 3.0)
     assert hot.red > cold.red and hot.blue < cold.blue
     # diverging scale: zero sits at the neutral colour, signs go opposite ways

@@ -4,6 +4,7 @@ frozen clock, pinned set of built stages), so every run renders the same screen.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import socket
@@ -82,7 +83,7 @@ def decided_study(store: Store) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     data = json.dumps(ppxc).encode()
     path.write_bytes(data)
-    store.put_artifact(sid, "reproduce", "ppxc.json", path, "ab" * 32, len(data))
+    store.put_artifact(sid, "reproduce", "ppxc.json", path, hashlib.sha256(data).hexdigest(), len(data))
     store.add_decision(sid, "reproduce", "revise", "diagonal weak; continue at small scale", "alice")
     finish(store, sid, "intervene", 1.2)
     finish(store, sid, "evaluate", 301.0, {"verdict": "no-go", "reasons": ["✗ mean gain on targets +0.40 points (need ≥ 1.0)"],

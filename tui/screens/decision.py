@@ -17,6 +17,7 @@ from lab.core.errors import BadInput
 from lab.store import Decision, Store
 from tui.bindings import DECISION_BINDINGS
 from tui.render.stage_info import recommendation_text
+from tui.widgets.form_input import FormInput
 
 VERDICTS = ("go", "no-go", "revise", "inconclusive")  # DESIGN.md's decision verdicts
 
@@ -56,10 +57,11 @@ class DecisionScreen(ModalScreen[Optional[Decision]]):
                              allow_blank=False, compact=True, id="verdict")
             with Horizontal(classes="form-row"):
                 yield Label("Rationale", classes="form-label")
-                yield Input(placeholder="why, in a sentence (required)", compact=True, id="rationale")
+                yield FormInput(placeholder="e.g. the gain interval lies below the threshold (required)",
+                                compact=True, id="rationale")
             with Horizontal(classes="form-row"):
                 yield Label("Author", classes="form-label")
-                yield Input(value=default_author(), compact=True, id="author")
+                yield FormInput(value=default_author(), placeholder="e.g. ana", compact=True, id="author")
             yield Static("", id="decision-error", classes="form-error")
             with Horizontal(classes="buttons"):
                 yield Button("Save (ctrl+s)", id="save", variant="primary")

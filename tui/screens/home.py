@@ -57,7 +57,9 @@ class HomeScreen(Screen[None]):
         if rows:
             hint.update("enter opens · r runs/resumes · n new study · ? keys · ctrl+p commands")
         else:
-            hint.update("No studies yet. Press n to create one, or run `neuron-pilot demo` in a shell.")
+            hint.update(Text.assemble("No studies yet. Press ", ("d", "bold reverse"), " to create and run the demo "
+                                      "study (a tiny model, six languages, a few minutes), or ", ("n", "bold"),
+                                      " for a new study of your own."))
 
     def selected_study_id(self) -> Optional[int]:
         table = self.query_one("#studies", DataTable)
@@ -91,6 +93,9 @@ class HomeScreen(Screen[None]):
 
     def action_new_study(self) -> None:
         lab_app(self).action_new_study()
+
+    def action_demo(self) -> None:
+        lab_app(self).start_demo()
 
     def action_refresh(self) -> None:
         self.refresh_rows()

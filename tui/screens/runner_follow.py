@@ -11,6 +11,7 @@ from lab.core.events import Event
 from lab.run.coordinator import DetachedRun, coordinator_of, read_back, runner_events, runner_log
 from lab.run.workers import EventLog
 from tui.messages import StageFinished, StageLog, message_for
+from tui.study_state import end_message
 from tui.widgets.live_bar import LiveBar
 from tui.widgets.stepper import StageStepper
 
@@ -77,15 +78,22 @@ class RunnerFollowing:
         self.refresh_view()
         if not self._say_waiting(open_form=True):
             views = self.query_one("#stepper", StageStepper).views
+            ended = end_message(views)
+            if ended:
+                self.set_status(ended)
+                return
             hint = " — press r to resume" if any(v.state == "interrupted" for v in views) else ""
             self.set_status(f"the background runner ended: {last_line(runner_log(self.store, self.study_id))}{hint}")
 
     def _say_waiting(self, open_form: bool = False) -> bool:
-        """When the pilot waits on a gate for a person: say so (and open its form when asked)."""
-        waiting = next((v for v in self.query_one("#stepper", StageStepper).views if v.awaiting_decision), None)
+        """When the pilot waits on a gate for a person: say so (and open its form when asked). When a
+        gate ended the pilot and only the final verdict waits, say that the pilot ended and where."""
+        views = self.query_one("#stepper", StageStepper).views
+        waiting = next((v for v in views if v.awaiting_decision), None)
         if waiting is None:
             return False
-        self.set_status(f"the pilot waits on gate {waiting.name}: press d to decide")
+        ended = end_message(views)
+        self.set_status(ended if ended and waiting.is_final else f"the pilot waits on gate {waiting.name}: press d to decide")
         if open_form:
             self.open_decision(waiting.name)
         return True

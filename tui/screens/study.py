@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, ScrollableContainer, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, OptionList, RichLog, Static, TabbedContent, TabPane
 
@@ -26,13 +26,14 @@ from lab.core.text import escape_controls
 from tui.bindings import STUDY_BINDINGS
 from tui.formatting import short_model
 from tui.lab_app import lab_app
-from tui.messages import StageFinished, StageLog, StageProgress
-from tui.render.metrics import stage_results
+from tui.messages import StageFinished, StageLog, StageProgress, progress_extra
+from tui.render.charts import natural_width, results_charts
+from tui.render.metrics import PANE_WIDTH, stage_results
 from tui.render.stage_info import stage_info
 from tui.screens.decision import DecisionScreen
 from tui.screens.runner_follow import RunnerFollowing
-from tui.study_state import StageView, current_stage, stage_views, study_protocol
-from tui.widgets.live_bar import LiveBar, RateTracker
+from tui.study_state import StageView, current_stage, end_message, not_run, stage_views, stop_point, study_protocol
+from tui.widgets.live_bar import LiveBar, RateTracker, stage_work
 from tui.widgets.stepper import StageStepper
 
 LEVEL_STYLE = {"warning": "yellow", "error": "bold red", "info": ""}
@@ -75,7 +76,7 @@ class StudyScreen(RunnerFollowing, Screen[None]):
                     with VerticalScroll():
                         yield Static("", id="stage-info")
                 with TabPane("Results", id="tab-results"):
-                    with VerticalScroll():
+                    with ScrollableContainer(id="results-scroll"):
                         yield Static("", id="results")
                 with TabPane("Log", id="tab-log"):
                     yield RichLog(id="log", wrap=True, max_lines=2000, markup=False)
@@ -110,6 +111,10 @@ class StudyScreen(RunnerFollowing, Screen[None]):
             self.set_status(f"a background {runner.describe()} drives this study; following it (x cancels)")
         elif runner_log(self.store, self.study_id).exists():  # a background runner stopped: where, and why
             self._say_waiting()
+        if runner is None and not self._app_runs_this_study() and not self.followers:
+            ended = end_message(self.query_one("#stepper", StageStepper).views)
+            if ended:
+                self.set_status(ended)
         self.query_one("#stepper", StageStepper).focus()
         self.set_interval(POLL_S, self._poll)
 
@@ -153,9 +158,24 @@ class StudyScreen(RunnerFollowing, Screen[None]):
         view = self.query_one("#stepper", StageStepper).selected_view
         if view is None:
             return
-        self.query_one("#stage-info", Static).update(stage_info(view, self.cfg))
-        self.query_one("#results", Static).update(stage_results(self.store, self.study_id, view.name,
-                                                                self.languages))
+        views = self.query_one("#stepper", StageStepper).views
+        note = None
+        if view.stopped_here or (view.is_final and stop_point(views) is not None) or view.name in not_run(views):
+            note = end_message(views)
+            if note and self.study.source_path:
+                note += f" Study file: {escape_controls(self.study.source_path)}"
+        self.query_one("#stage-info", Static).update(stage_info(view, self.cfg, note))
+        pane = self.query_one("#results-scroll", ScrollableContainer)
+        visible = pane.scrollable_content_region.width or PANE_WIDTH
+        results = stage_results(self.store, self.study_id, view.name, self.languages,
+                                results_charts(self.store, self.study_id, view, self.cfg), text_width=visible)
+        box = self.query_one("#results", Static)
+        box.styles.width = natural_width(results)  # wider than the pane: it scrolls sideways, never cuts
+        box.update(results)
+
+    def on_resize(self) -> None:
+        if hasattr(self, "protocol"):  # mounted: captions wrap at the new width of the results pane
+            self.call_after_refresh(self.update_details)
 
     def view_of(self, stage: str) -> Optional[StageView]:
         for v in self.query_one("#stepper", StageStepper).views:
@@ -175,25 +195,37 @@ class StudyScreen(RunnerFollowing, Screen[None]):
         self.last_outcome = text
         self.query_one("#live", LiveBar).set_status(text)
 
+    def set_busy(self, text: str) -> None:
+        """A status that is still in progress (a spinner turns before it until the next status)."""
+        self.last_outcome = text
+        self.query_one("#live", LiveBar).set_busy(text)
+
     def write_log(self, stage: str, level: str, text: str) -> None:
         prefix = f"[{stage}] " if stage else "[run] "
         self.query_one("#log", RichLog).write(Text(prefix + text, style=LEVEL_STYLE.get(level, "")))
 
     # ---- live events (from the app's runner or from a followed log) -------------------------------
     def show_progress(self, msg: StageProgress) -> None:
+        work = stage_work(msg.done, msg.total, msg.unit, msg.label, msg.extra)
         tracker = self.trackers.setdefault(msg.stage, RateTracker())
-        tracker.add(msg.t, msg.done, msg.total, msg.unit, msg.label)
+        tracker.add(msg.t, work.done, work.total, work.unit, msg.label)
         self.last_progress[msg.stage] = (msg.done, msg.total)
         view = self.view_of(msg.stage)
         if view is not None and view.state != "running":
             self.refresh_view()  # the stage just started: show it as running and follow it
             self.select_stage(msg.stage)
-        percent = int(100 * msg.done / msg.total) if msg.total else None
+        percent = int(100 * work.fraction) if work.total else None
         self.query_one("#stepper", StageStepper).set_percent(msg.stage, percent)
-        self.query_one("#live", LiveBar).show_progress(msg.stage, msg.done, msg.total, msg.unit, msg.label, tracker)
+        live = self.query_one("#live", LiveBar)
+        if work.done == 0 and (msg.label or "").startswith("loading"):
+            live.show_waiting(msg.stage, "loading model")  # the time before any work is the model loading
+        else:
+            live.show_progress(msg.stage, work, tracker)
 
     def show_log(self, msg: StageLog) -> None:
         self.write_log(msg.stage, msg.level, msg.text)
+        if msg.stage and msg.text.startswith("starting stage"):  # the runner starts its worker process
+            self.query_one("#live", LiveBar).show_waiting(msg.stage, "starting worker")
         if msg.level == "warning":
             self.set_status(msg.text)
 
@@ -218,6 +250,12 @@ class StudyScreen(RunnerFollowing, Screen[None]):
         self.set_status(outcome.message + hint)
         if outcome.stopped_at:
             self.select_stage(outcome.stopped_at)
+        if outcome.code == 0 and self._say_waiting(open_form=True):
+            return  # a gate (or, after a gate ended the pilot, the final verdict) waits: its form is open
+        ended = end_message(self.query_one("#stepper", StageStepper).views)
+        if ended and outcome.code == 0:
+            self.set_status(ended)
+            return
         if outcome.awaiting_decision:
             self.open_decision(outcome.awaiting_decision)
         elif interrupted:
@@ -248,7 +286,7 @@ class StudyScreen(RunnerFollowing, Screen[None]):
                 data = json.loads(run.progress_json)
                 self.show_progress(StageProgress(self.study_id, run.stage, int(data.get("done") or 0),
                                                  int(data.get("total") or 0), str(data.get("unit") or ""),
-                                                 data.get("label"), time.time()))
+                                                 data.get("label"), time.time(), progress_extra(data)))
 
     def _poll(self) -> None:
         if not self.followers and not self.following_runner:
@@ -278,10 +316,12 @@ class StudyScreen(RunnerFollowing, Screen[None]):
                     self.set_status(f"stage {stage} {state}; the background runner goes on")
                     self.refresh_view()
                     continue
-                hint = " — press r to continue" if state in ("done", "interrupted") else ""
-                self.set_status(f"stage {stage} finished while followed: {state}{hint}")
                 self.ensure_recommendations()
                 self.refresh_view()
+                if self._say_waiting():  # the runner ended first and the pilot waits on a gate: say that
+                    continue
+                hint = " — press r to continue" if state in ("done", "interrupted") else ""
+                self.set_status(f"stage {stage} finished while followed: {state}{hint}")
 
     def _dispatch(self, msg: Any) -> None:
         if isinstance(msg, StageProgress):
@@ -350,7 +390,16 @@ class StudyScreen(RunnerFollowing, Screen[None]):
         self.write_log(decision.stage, "info", f"decision: {decision.verdict} by {escape_controls(decision.by)} — "
                        f"{escape_controls(decision.rationale)}")
         self.refresh_view()
-        self.set_status(f"decision on {decision.stage} recorded: {decision.verdict}; continuing")
+        views = self.query_one("#stepper", StageStepper).views
+        view = self.view_of(decision.stage)
+        if view is not None and view.is_final and all(v.state == "done" or v.name in not_run(views) for v in views):
+            self.set_status(end_message(views) or f"the pilot's verdict is recorded: {decision.verdict}")
+            return  # nothing is left to run
+        if view is not None and view.stopped_here:
+            self.set_status(f"decision on {decision.stage} recorded: {decision.verdict} — the pilot ends at this gate; "
+                            f"running the verdict stage")
+        else:
+            self.set_status(f"decision on {decision.stage} recorded: {decision.verdict}; continuing")
         lab_app(self).start_run(self.study_id)
 
     def action_export(self) -> None:
@@ -368,7 +417,8 @@ class StudyScreen(RunnerFollowing, Screen[None]):
             log = self.query_one("#log", RichLog)
             log.scroll_relative(y=direction * max(log.size.height - 2, 1), animate=False)
             return
-        pane = self.query_one(f"#{tabs.active} VerticalScroll", VerticalScroll)
+        pane = self.query_one(f"#{tabs.active} ScrollableContainer" if tabs.active == "tab-results"
+                              else f"#{tabs.active} VerticalScroll")
         pane.scroll_relative(y=direction * max(pane.size.height - 2, 1), animate=False)
 
     def action_generations(self) -> None:

@@ -8,7 +8,7 @@ from rich.text import Text
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
-from tui.study_state import StageView
+from tui.study_state import StageView, not_run
 
 ICONS = {"pending": ("·", "dim"), "running": ("▶", "bold cyan"), "done": ("✓", "green"),
          "failed": ("✗", "bold red"), "interrupted": ("‖", "yellow")}
@@ -16,7 +16,7 @@ VERDICT_STYLE = {"go": "green", "no-go": "red", "revise": "yellow", "inconclusiv
 NAME_WIDTH = 10
 
 
-def stage_line(view: StageView, percent: Optional[int] = None) -> Text:
+def stage_line(view: StageView, percent: Optional[int] = None, skipped: bool = False) -> Text:
     icon, style = ICONS.get(view.state, ("?", ""))
     text = Text()
     text.append(icon, style=style)
@@ -30,6 +30,8 @@ def stage_line(view: StageView, percent: Optional[int] = None) -> Text:
         text.append("decide?", style="bold magenta")
     elif view.state in ("failed", "interrupted"):
         text.append(view.state, style=style)
+    elif skipped:
+        text.append("not run", style="dim italic")
     return text
 
 
@@ -40,14 +42,17 @@ class StageStepper(OptionList):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.views: list[StageView] = []
         self.percent: dict[str, int] = {}
+        self.skipped: set[str] = set()  # stages a gate before them ended the pilot for
 
     def set_views(self, views: list[StageView]) -> None:
         names = [v.name for v in views]
+        self.skipped = not_run(views)
         if names != [v.name for v in self.views]:
-            self.set_options([Option(stage_line(v, self.percent.get(v.name)), id=v.name) for v in views])
+            self.set_options([Option(stage_line(v, self.percent.get(v.name), v.name in self.skipped), id=v.name)
+                              for v in views])
         else:
             for i, v in enumerate(views):
-                self.replace_option_prompt_at_index(i, stage_line(v, self.percent.get(v.name)))
+                self.replace_option_prompt_at_index(i, stage_line(v, self.percent.get(v.name), v.name in self.skipped))
         self.views = views
         if self.highlighted is None and views:
             self.highlighted = 0
@@ -59,7 +64,7 @@ class StageStepper(OptionList):
             self.percent[stage] = percent
         for i, v in enumerate(self.views):
             if v.name == stage:
-                self.replace_option_prompt_at_index(i, stage_line(v, percent))
+                self.replace_option_prompt_at_index(i, stage_line(v, percent, v.name in self.skipped))
 
     @property
     def selected_view(self) -> Optional[StageView]:
