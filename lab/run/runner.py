@@ -33,6 +33,7 @@ LEASE_TTL_SECONDS = 60.0  # the store's lease lifetime (Store.acquire_lease / re
 RENEW_SECONDS = 10.0  # how often the lease is renewed
 INGEST_SECONDS = 0.25  # how often the coordinator ingests a running unit's event file
 STATUS_SECONDS = {"local": 0.5, "slurm": 5.0}  # how often it asks the executor (squeue is not free)
+SETTLING = ("RUNNING", "COMPLETING", "CONFIGURING", "SIGNALING", "STAGE_OUT")  # a job on its way out
 
 
 @dataclass
@@ -255,6 +256,22 @@ class Runner:
                     asked = True
                     unit.cancel()
                 ended = self._ingest(stage)
+                if ended == WorkerExit.INTERRUPTED and not self._stop.is_set() and executor.name != "local":
+                    # stopped by the scheduler, not by us: a preemption or a node failure sends SIGTERM
+                    # first, so the worker checkpointed; the job's final state says whether to go on
+                    status = self._settled(unit)
+                    again = status.alive or (status.state in RESUBMIT_STATES and resubmits < max_resubmits)
+                    if again:
+                        resubmits += 0 if status.alive else 1
+                        self._say(f"stage {stage}: {unit.describe()} was stopped by the scheduler "
+                                  f"({status.describe()}); " + ("it was requeued, following it" if status.alive else
+                                  f"resubmitting ({resubmits} of {max_resubmits})") + ", resuming from its "
+                                  f"checkpoint", stage, "warning")
+                        if status.alive:
+                            self.store.update_stage(self.study_id, stage, state=StageState.running, error=None)
+                        else:
+                            unit = self._worker = self._submit(stage, executor)
+                        continue
                 if ended is not None:
                     unit.status()  # reaps a local worker that has just exited
                     return ended
@@ -285,6 +302,17 @@ class Runner:
                 return self._died(stage, unit, status, executor)
         finally:
             self._worker = None
+
+    @staticmethod
+    def _settled(unit: StageUnit, timeout: float = 90.0) -> UnitStatus:
+        """The unit's state once the scheduler is done with it (a job that wrote its end may still be
+        RUNNING or COMPLETING for a few seconds); a requeued job shows as alive again (PENDING)."""
+        deadline = time.monotonic() + timeout
+        status = unit.status()
+        while status.state in SETTLING and time.monotonic() < deadline:
+            time.sleep(0.5)
+            status = unit.status()
+        return status
 
     def _ingest(self, stage: str) -> Optional[WorkerExit]:
         """Ingest and relay new events; the unit's exit code once its terminal event is in."""
