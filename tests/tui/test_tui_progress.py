@@ -108,6 +108,7 @@ def test_the_live_bar_at_80x24_between_and_during_stages(tmp_path: Path) -> None
             screen.show_log(StageLog(sid, "identify", "info", "starting stage identify in a worker process (local executor)"))
             await pilot.pause(0.05)
             assert re.fullmatch(r"identify · starting worker \d+ s", str(text.content))
+            screen.show_log(StageLog(sid, "identify", "info", "started (attempt 1) in pid 4242 on host"))
             screen.show_progress(StageProgress(sid, "identify", 0, 1, "models", "loading model", time.time()))
             await pilot.pause(1.1)
             shown = str(text.content)

@@ -226,6 +226,8 @@ class StudyScreen(RunnerFollowing, Screen[None]):
         self.write_log(msg.stage, msg.level, msg.text)
         if msg.stage and msg.text.startswith("starting stage"):  # the runner starts its worker process
             self.query_one("#live", LiveBar).show_waiting(msg.stage, "starting worker")
+        elif msg.stage and msg.text.startswith("started (attempt"):  # the worker is up: it loads the model
+            self.query_one("#live", LiveBar).show_waiting(msg.stage, "loading model")
         if msg.level == "warning":
             self.set_status(msg.text)
 
