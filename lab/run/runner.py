@@ -273,7 +273,10 @@ class Runner:
                             unit = self._worker = self._submit(stage, executor)
                         continue
                 if ended is not None:
-                    unit.status()  # reaps a local worker that has just exited
+                    if executor.name == "local":  # its end is recorded; let the process finish exiting
+                        deadline = time.monotonic() + 60
+                        while unit.status().alive and time.monotonic() < deadline:
+                            time.sleep(0.05)
                     return ended
                 if time.monotonic() < next_status:
                     time.sleep(INGEST_SECONDS)

@@ -157,11 +157,15 @@ def test_cancel_by_key_then_resume_matches_uninterrupted(tmp_path: Path) -> None
 
     # The same study, never interrupted, in its own home.
     t1 = time.perf_counter()
+    from lab.run.unit import prepare_unit
+
+    ref_store = Store(ref_home)
+    prepare_unit(ref_store, sid, "identify")  # the coordinator's part: the unit's input
     res = subprocess.run([sys.executable, "-m", "lab.worker", "--home", str(ref_home), "--study", str(sid),
                           "--stage", "identify"], capture_output=True, text=True, timeout=300,
                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert res.returncode == 0, res.stderr[-2000:]
-    ref_store = Store(ref_home)
+    ref_store.ingest(sid, "identify")
     assert ref_store.stage_run(sid, "identify").attempts == 1
     ours, ref = store.home.stage_dir(sid, "identify"), ref_store.home.stage_dir(sid, "identify")
     for name in ("neurons.json", "control.json"):
