@@ -371,7 +371,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             from lab.store.health import check_home
 
             home = Home(args.home)
-            check_home(home.root)  # the app opens (and, for its new-study form, creates) the store
+            check_home(home.root)  # the app opens the store, never creates or migrates it (`new` does)
             return _tui(home.root, getattr(args, "study", None))
         code = handlers[args.command](args)
         sys.stdout.flush()  # a closed pipe shows here, inside the handlers below, not at exit

@@ -15,12 +15,13 @@ from textual.app import App
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from lab.core.errors import BadInput
-from lab.core.paths import DEMO_STUDY
+from lab.core.paths import DEMO_STUDY, Home
 from lab.report import write_export
 from lab.run.coordinator import DetachedRun, cancel_coordinator, check_decide, start_detached
 from lab.run.runner import RunOutcome, Runner
 from lab.run.workers import StageWorker
-from lab.store import Store
+from lab.store import Store, Study
+from lab.store.health import check_home, missing_store
 from lab.store.tables import utcnow
 from tui.bindings import APP_BINDINGS
 from tui.commands import LabCommands
@@ -54,6 +55,29 @@ def headline_line(h: dict) -> str:
     return " · ".join(parts)
 
 
+class MissingStore:
+    """A home that has no lab.db yet, as the UI sees it: no studies, nothing written."""
+
+    def __init__(self, home: Home) -> None:
+        self.home = home
+
+    def studies(self) -> list:
+        return []
+
+    def study(self, ref: str | int) -> Study:
+        raise missing_store(self.home.root)
+
+
+def open_store(home: str | Path | None) -> Store | MissingStore:
+    """The home's store for reading and the UI's own writes (decisions, leases), never created or migrated
+    here: a home without lab.db is a MissingStore; an older schema says how to upgrade it."""
+    where = Home(home)
+    check_home(where.root, must_exist=False)
+    if not where.db.exists():
+        return MissingStore(where)
+    return Store(where, create=False, migrate=False)
+
+
 def demo_study_id(store: Store) -> Optional[int]:
     """The home's demo study (created from examples/studies/demo.toml), the latest if several."""
     found = [int(s.id) for s in store.studies() if s.source_path == str(DEMO_STUDY)]  # type: ignore[arg-type]
@@ -70,8 +94,12 @@ class NeuronPilotApp(App[int]):
                  clock: Optional[Callable[[], dt.datetime]] = None, detach: bool = False,
                  decide: Optional[str] = None) -> None:
         super().__init__()
-        # Bad input (unknown study, broken keymap) fails here, before the terminal is taken over.
-        self.store = Store(home)
+        # Bad input (unknown study, broken keymap, a damaged or newer lab.db) fails here, before the terminal
+        # is taken over. The UI never creates or migrates a store: a home without lab.db shows an empty
+        # studies list, and `neuron-pilot new` (the form, the demo key) creates the store when asked to.
+        self._store: Store | MissingStore = open_store(home)
+        if study and isinstance(self._store, MissingStore):
+            raise missing_store(self._store.home.root)
         self.initial_study: Optional[int] = int(self.store.study(study).id) if study else None  # type: ignore[arg-type]
         self.autorun = autorun
         # detach: runs go to a background runner (lab.run.coordinator) that outlives this UI; the
@@ -83,6 +111,13 @@ class NeuronPilotApp(App[int]):
         self.user_keymap = load_keymap(self.store.home.root)
         self.active_run: Optional[RunHandle] = None
         self.last_export: Optional[Path] = None
+
+    @property
+    def store(self) -> Store:
+        """The home's store; until `neuron-pilot new` has made one, a MissingStore that lists no studies."""
+        if isinstance(self._store, MissingStore) and self._store.home.db.exists():
+            self._store = open_store(self._store.home.root)
+        return self._store  # type: ignore[return-value]
 
     def on_mount(self) -> None:
         if self.user_keymap:

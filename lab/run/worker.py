@@ -32,6 +32,7 @@ from lab.core.paths import Home
 from lab.run.unit import UnitSink, prepare_unit, read_unit
 from lab.stages import implementation
 from lab.stages.context import StageContext
+from lab.store.tables import utcnow
 from lab.store import StageState, Store
 from protocols import load_protocol
 
@@ -174,7 +175,7 @@ def run_stage(home: str, study_ref: str, stage: str, fresh: bool = False, out: A
     study_id = int(store.study(study_ref).id)  # type: ignore[arg-type]
     unit = prepare_unit(store, study_id, stage, fresh=fresh)
     store.update_stage(study_id, stage, state=StageState.running, executor="local", job_id=str(os.getpid()),
-                       pid=os.getpid(), host=socket.gethostname(), attempts=unit.attempt, heartbeat_at=None,
+                       pid=os.getpid(), host=socket.gethostname(), attempts=unit.attempt, heartbeat_at=utcnow(),
                        finished_at=None, error=None, progress_json=None, job_state=None)
     try:
         return run_unit(store.home, study_id, stage, out=out)

@@ -19,6 +19,7 @@ from lab.core.events import Event
 from lab.run.compute import executor_for
 from lab.run.executor import Executor, LocalExecutor, LocalUnit, StageUnit, worker_command
 from lab.run.unit import prepare_unit
+from lab.store.tables import utcnow
 from lab.store import StageRun, StageState, Store
 
 
@@ -64,7 +65,7 @@ def submit_unit(store: Store, study_id: int, stage: str, executor: Executor, fre
     local = executor.name == "local"
     store.update_stage(study_id, stage, state=StageState.running, executor=executor.name, job_id=unit.job_id,
                        pid=int(unit.job_id) if local else None, host=socket.gethostname() if local else None,
-                       attempts=unit_input.attempt, heartbeat_at=None, finished_at=None, error=None,
+                       attempts=unit_input.attempt, heartbeat_at=utcnow(), finished_at=None, error=None,
                        progress_json=None, job_state=None if local else "submitted")
     return unit
 

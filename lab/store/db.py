@@ -264,9 +264,11 @@ class Store(LeaseMixin):
         for run in self.stage_runs(study_id):
             if run.state != StageState.running or run.executor != "local":
                 continue  # a cluster job's liveness is the scheduler's to say (the coordinator asks it)
-            dead = run.host == host and not pid_alive(run.pid)
-            silent = run.heartbeat_at is None or now - run.heartbeat_at > stale_after
-            if dead or silent:
+            if run.host == host:  # this machine: the pid says it (a worker still importing has no beat yet)
+                gone = not pid_alive(run.pid)
+            else:  # another machine's worker: only its heartbeat (ingested from its beat file) can say
+                gone = run.heartbeat_at is None or now - run.heartbeat_at > stale_after
+            if gone:
                 self.update_stage(study_id, run.stage, state=StageState.interrupted, pid=None,
                                   error="worker stopped without finishing (killed or lost); run again to resume")
                 marked.append(run.stage)

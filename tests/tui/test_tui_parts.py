@@ -99,6 +99,9 @@ def test_remapped_key_opens_help_and_old_key_does_not(tmp_path: Path) -> None:
 def test_unknown_study_is_bad_input_and_cli_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from lab.cli import main
 
+    with pytest.raises(BadInput, match="no neuron-pilot store in"):  # an empty home: nothing to open, nothing made
+        NeuronPilotApp(home=str(tmp_path / "h"), study="nope")
+    Store(tmp_path / "h").engine.dispose()
     with pytest.raises(BadInput, match="no study 'nope'"):
         NeuronPilotApp(home=str(tmp_path / "h"), study="nope")
     assert main(["tui", "nope", "--home", str(tmp_path / "h")]) == 2
