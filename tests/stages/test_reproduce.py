@@ -405,10 +405,13 @@ def test_reproduce_stage_runs_in_a_worker_and_reruns_identically(tmp_path: Path,
     assert rec["verdict"] in ("go", "no-go", "inconclusive", "revise")
 
     # a fresh re-run of the stage in a new worker gives identical numbers
+    from lab.run.unit import prepare_unit
+
+    assert not prepare_unit(store, sid, "reproduce", fresh=True).resume  # the coordinator's part: start over
     res = subprocess.run([sys.executable, "-m", "lab.worker", "--home", str(store.home.root), "--study", str(sid),
-                          "--stage", "reproduce", "--fresh"], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                         timeout=600)
+                          "--stage", "reproduce"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr
+    store.ingest(sid, "reproduce")
     again = reproduce_outputs(store, sid)
     assert again == (ppxc, stability, metrics)
 
