@@ -85,7 +85,9 @@ def question(cfg: dict[str, Any]) -> str:
 
 
 def _fmt(x: Optional[float]) -> str:
-    return "n/a" if x is None else f"{x:+.1f}"
+    """Points with two decimals, as every table of the report rounds them (the sentence and the tables
+    beside it must never disagree, e.g. +1.2 against +1.25)."""
+    return "n/a" if x is None else f"{x:+.2f}"
 
 
 def _numbers_clause(h: dict[str, Any]) -> str:
