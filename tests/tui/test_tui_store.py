@@ -59,3 +59,39 @@ def test_an_older_store_is_refused_not_migrated(tmp_path: Path) -> None:
     assert (home / "lab.db").read_bytes() == before
     with sqlite3.connect(home / "lab.db") as conn:
         assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("1",)
+
+
+def test_a_cluster_stage_shows_its_job_and_the_schedulers_state(tmp_path: Path, tiny_llama_dir: Path,
+                                                                tiny_corpus_dir: Path) -> None:
+    """Reopened while a stage's Slurm job waits or runs, the Stage tab shows the job id and what Slurm
+    last said (PENDING with its reason, RUNNING with the node), as the coordinator recorded it."""
+    from rich.console import Console
+
+    from lab.store import StageState
+    from lab.study.create import create_study
+    from tests.helpers import write_study_toml
+    from tui.render.stage_info import unit_line
+
+    store = Store(tmp_path / "home")
+    sid = int(create_study(store, write_study_toml(tmp_path / "s.toml", tiny_llama_dir, tiny_corpus_dir, "job")).id)  # type: ignore[arg-type]
+    run = store.update_stage(sid, "identify", state=StageState.running, executor="slurm", job_id="4242",
+                             job_state="PENDING (Priority)")
+    assert unit_line(run) == "slurm job 4242 · PENDING (Priority)"
+    run = store.update_stage(sid, "identify", job_state="RUNNING on node7")
+    assert unit_line(run) == "slurm job 4242 · RUNNING on node7"
+    assert unit_line(store.stage_run(sid, "model")) == ""  # a local stage: the status line names its worker
+
+    async def drive() -> None:
+        app = NeuronPilotApp(home=str(store.home.root), study=str(sid))
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause(0.3)
+            screen = app.screen
+            screen.select_stage("identify")  # type: ignore[attr-defined]
+            await pilot.pause(0.2)
+            info = screen.query_one("#stage-info")  # type: ignore[attr-defined]
+            console = Console(width=200, record=True)
+            console.print(info.content)
+            assert "slurm job 4242 · RUNNING on node7" in console.export_text()
+            await pilot.press("q")
+
+    asyncio.run(drive())

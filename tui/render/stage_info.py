@@ -55,6 +55,17 @@ def recommendation_text(rec: dict[str, Any]) -> list[Text]:
     return out
 
 
+def unit_line(run: Any) -> str:
+    """Where the stage's unit runs or ran, as the coordinator last recorded it: a cluster job's id and the
+    scheduler's word on it ("slurm job 12 · PENDING (Priority)", "· RUNNING on node7"). A local worker is
+    named in the status line instead."""
+    executor = getattr(run, "executor", "local") or "local"
+    if executor != "local" and run.job_id:
+        state = f" · {escape_controls(run.job_state)}" if run.job_state else ""
+        return f"{executor} job {escape_controls(str(run.job_id))}{state}"
+    return ""
+
+
 def stage_info(view: StageView, cfg: dict[str, Any], outcome: Optional[str] = None) -> RenderableType:
     spec, run = view.spec, view.run
     title = Text(spec.title, style="bold")
@@ -74,6 +85,9 @@ def stage_info(view: StageView, cfg: dict[str, Any], outcome: Optional[str] = No
     if spec.gate is not None:
         params = ", ".join(f"{k}={v}" for k, v in spec.gate.params.items())
         parts.append(Text(f"gate: {spec.gate.rule}" + (f" ({params})" if params else ""), style="dim"))
+    where = unit_line(run)
+    if where:
+        parts.append(Text(where, style="cyan" if run.state.value == "running" else "dim"))
     if run.state.value in ("done", "failed", "interrupted") and run.compute_seconds:
         parts.append(Text(f"compute {run.compute_seconds:.1f} s · attempts {run.attempts}", style="dim"))
     if run.error and view.state != "done":
