@@ -146,18 +146,19 @@ def test_stop_after_checkpoint_then_resume_equals_uninterrupted(loaded: LoadedMo
                                                                  reference, tmp_path: Path) -> None:
     ref, _ = reference
     ckpt = tmp_path / "ckpt"
+    # a stop asked for during step 1 checkpoints right after it, off the every-2-steps schedule: no step is lost
     first = train_condition(loaded, CHOSEN, "ft_neurons", blocks, CFG, ckpt, SEED, should_stop=lambda: True)
-    assert not first.finished and first.steps_done == 2 and first.adapter_dir is None
-    step_dir = ckpt / "step-0000002"
+    assert not first.finished and first.steps_done == 1 and first.adapter_dir is None
+    step_dir = ckpt / "step-0000001"
     stored = sorted(str(p.relative_to(step_dir)) for p in step_dir.rglob("*") if p.is_file())
     assert stored == ["adapter/adapter_config.json", "adapter/adapter_model.safetensors", "optimizer.json",
                       "optimizer.safetensors", "rng.safetensors", "scheduler.json", "state.json"]
-    assert json.loads((step_dir / "state.json").read_text())["step"] == 2
+    assert json.loads((step_dir / "state.json").read_text())["step"] == 1
 
     seen: list[int] = []
     second = train_condition(loaded, CHOSEN, "ft_neurons", blocks, CFG, ckpt, SEED,
                              progress=lambda s, t, loss: seen.append(s))
-    assert second.resumed_from == 2 and seen == [3, 4, 5, 6] and second.finished
+    assert second.resumed_from == 1 and seen == [2, 3, 4, 5, 6] and second.finished
     assert second.losses == ref.losses
     got, want = _adapter_tensors(second.adapter_dir), _adapter_tensors(ref.adapter_dir)
     assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in want)
@@ -171,7 +172,7 @@ def test_checkpoint_of_other_settings_is_not_resumed(loaded: LoadedModel, blocks
     train_condition(loaded, CHOSEN, "ft_neurons", blocks, CFG, tmp_path, SEED, should_stop=lambda: True)
     other = train_condition(loaded, CHOSEN, "ft_neurons", blocks, {**CFG, "learning_rate": 0.01}, tmp_path, SEED,
                             should_stop=lambda: True)
-    assert other.resumed_from == 0 and other.steps_done == 2
+    assert other.resumed_from == 0 and other.steps_done == 1
 
 
 @pytest.mark.slow
@@ -359,10 +360,10 @@ def test_intervene_finetune_path_trains_stops_resumes_and_records(tiny_llama_dir
         "en": [[0, 8]], "fr": [[1, 10]], "de": [[0, 12]], "sw": control_sw}})
 
     first = _stage_ctx(store, study, "intervene")
-    first.request_stop()  # SIGTERM arrived: stop at the first checkpoint
+    first.request_stop()  # SIGTERM arrived: checkpoint after the step under way, and stop
     with pytest.raises(StageInterrupted):
         run_finetune_intervention(first)
-    assert (first.checkpoint_dir / "ft_neurons-sw" / "step-0000002" / "state.json").is_file()
+    assert (first.checkpoint_dir / "ft_neurons-sw" / "step-0000001" / "state.json").is_file()
 
     ctx = _stage_ctx(store, study, "intervene")
     plan = run_finetune_intervention(ctx)
@@ -370,7 +371,7 @@ def test_intervene_finetune_path_trains_stops_resumes_and_records(tiny_llama_dir
     assert names == ["ft_neurons-sw", "ft_random-sw", "ft_lora_attn"]
     assert plan["training"]["tasks"] == ["demo_real_en"] and plan["training"]["documents"] > 0
     by_name = {v["name"]: v for v in plan["variants"]}
-    assert [by_name[n]["resumed_from"] for n in names] == [2, 0, 0]  # the interrupted run went on from step 2
+    assert [by_name[n]["resumed_from"] for n in names] == [1, 0, 0]  # the interrupted run went on from step 1
     assert by_name["ft_random-sw"]["per_layer"] == by_name["ft_neurons-sw"]["per_layer"] == {"0": 2, "1": 2}
     rows = {(m.condition, m.language): m.value for m in store.metrics(study.id, name="weights_changed_outside_neurons")}
     assert rows == {("ft_neurons", "sw"): 0.0, ("ft_random", "sw"): 0.0}

@@ -149,12 +149,13 @@ def _train(loaded: LoadedModel, model: nn.Module, cond: Condition, trained: Opti
         done = step + 1
         if progress is not None:
             progress(done, settings.steps, losses[-1])
-        if done % settings.checkpoint_every == 0 and done < settings.steps:
+        stopping = should_stop is not None and should_stop()  # a stop checkpoints now: no step is lost
+        if (done % settings.checkpoint_every == 0 or stopping) and done < settings.steps:
             if not masked_rows_are_zero(model, targets):
                 raise RuntimeError("an unselected neuron's adapter row moved during training; the mask failed")
             with faults.checkpoint_save():  # tests only: kills around the save
                 save_checkpoint(checkpoint_dir, done, model, opt, sched, param_names, losses, fingerprint)
-            if should_stop is not None and should_stop():
+            if stopping or (should_stop is not None and should_stop()):
                 return TrainResult(adapter_dir=None, steps_done=done, finished=False, final_loss=losses[-1],
                                    losses=list(losses), **base)
     if not masked_rows_are_zero(model, targets):
