@@ -80,6 +80,7 @@ TaskPlugin=task/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 ReturnToService=2
+JobRequeue=0
 MinJobAge=86400
 KillWait=5
 SchedulerParameters=sched_min_interval=0

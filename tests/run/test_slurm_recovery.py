@@ -215,7 +215,8 @@ def test_a_node_failure_mid_identify_reruns_the_unit_and_resumes_to_identical_st
     run = store.stage_run(sid, "identify")
     assert run.state == StageState.done
     said = " | ".join(str(e.data.get("message", "")) for e in events)
-    assert "resubmitting" in said or run.job_id == job, said  # resubmitted by the runner, or requeued by Slurm
+    # the test cluster does not requeue (JobRequeue=0, as many sites set it): the runner resubmits
+    assert "resubmitting (1 of 2)" in said and run.job_id != job, said
     logs = " | ".join(line.message for line in store.logs(sid, "identify", limit=1000))
     assert "resumed from the checkpoint" in logs
     assert metrics(store, sid, "identify") == metrics(ref, ref_id, "identify")
