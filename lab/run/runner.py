@@ -33,6 +33,7 @@ LEASE_TTL_SECONDS = 60.0  # the store's lease lifetime (Store.acquire_lease / re
 RENEW_SECONDS = 10.0  # how often the lease is renewed
 INGEST_SECONDS = 0.25  # how often the coordinator ingests a running unit's event file
 STATUS_SECONDS = {"local": 0.5, "slurm": 5.0}  # how often it asks the executor (squeue is not free)
+NOT_RESUBMITTED = ("CANCELLED", "TIMEOUT", "DEADLINE")  # a stop the user or the job's own limit asked for
 SETTLING = ("RUNNING", "COMPLETING", "CONFIGURING", "SIGNALING", "STAGE_OUT")  # a job on its way out
 
 
@@ -260,7 +261,10 @@ class Runner:
                     # stopped by the scheduler, not by us: a preemption or a node failure sends SIGTERM
                     # first, so the worker checkpointed; the job's final state says whether to go on
                     status = self._settled(unit)
-                    again = status.alive or (status.state in RESUBMIT_STATES and resubmits < max_resubmits)
+                    # a user's scancel (CANCELLED) or the time limit end here; anything else that stopped the
+                    # worker (PREEMPTED, NODE_FAIL, or a node failure the controller booked as the worker's
+                    # own exit) resumes, up to max_resubmits
+                    again = status.alive or (status.state not in NOT_RESUBMITTED and resubmits < max_resubmits)
                     if again:
                         resubmits += 0 if status.alive else 1
                         self._say(f"stage {stage}: {unit.describe()} was stopped by the scheduler "

@@ -211,7 +211,8 @@ def test_a_node_failure_mid_identify_reruns_the_unit_and_resumes_to_identical_st
     thread.join(300)
     assert not thread.is_alive(), "the runner did not finish after the node came back"
     outcome = box["outcome"]
-    assert outcome.code == 0, outcome.message
+    said = " | ".join(str(e.data.get("message", "")) for e in events)
+    assert outcome.code == 0, (outcome.message, said)
     run = store.stage_run(sid, "identify")
     assert run.state == StageState.done
     said = " | ".join(str(e.data.get("message", "")) for e in events)
