@@ -42,15 +42,12 @@ def local_run(one_thread: Any, tiny_llama_dir: Path, tiny_corpus_dir: Path,
     return store, sid
 
 
-def test_scancel_mid_identify_resumes_to_identical_statistics(slurm_cluster: Any, local_run: tuple[Store, int],
-                                                              tiny_llama_dir: Path, tiny_corpus_dir: Path,
-                                                              tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    ref, ref_id = local_run
-    store, sid = make_study(tmp_path, "cancel", tiny_llama_dir, tiny_corpus_dir, COMPUTE.format(extra=""))
-    assert Runner(store, sid, headless=True).run(until="model").code == 0
-    monkeypatch.setenv(FAULT_ENV, "slow:identify:1.0")  # each identify checkpoint is followed by 1 s
+def identify_mid_way(store: Store, sid: int) -> tuple[threading.Thread, dict[str, Any], str, list[Any]]:
+    """A coordinator running identify on a thread, returned once its Slurm job has written a checkpoint:
+    the thread, the box its outcome lands in, the job id, and the events it relays."""
     box: dict[str, Any] = {}
-    runner = Runner(store, sid, headless=True)
+    events: list[Any] = []
+    runner = Runner(store, sid, headless=True, on_event=events.append)
     thread = threading.Thread(target=lambda: box.setdefault("outcome", runner.run(until="identify")), daemon=True)
     thread.start()
     job = _job_id(store, sid, "identify")
@@ -59,6 +56,17 @@ def test_scancel_mid_identify_resumes_to_identical_statistics(slurm_cluster: Any
     while not stats.exists():
         assert time.monotonic() < deadline and thread.is_alive(), "identify never checkpointed"
         time.sleep(0.05)
+    return thread, box, job, events
+
+
+def test_scancel_mid_identify_resumes_to_identical_statistics(slurm_cluster: Any, local_run: tuple[Store, int],
+                                                              tiny_llama_dir: Path, tiny_corpus_dir: Path,
+                                                              tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ref, ref_id = local_run
+    store, sid = make_study(tmp_path, "cancel", tiny_llama_dir, tiny_corpus_dir, COMPUTE.format(extra=""))
+    assert Runner(store, sid, headless=True).run(until="model").code == 0
+    monkeypatch.setenv(FAULT_ENV, "slow:identify:1.0")  # each identify checkpoint is followed by 1 s
+    thread, box, job, _ = identify_mid_way(store, sid)
     subprocess.run(["scancel", job], check=True, timeout=30)
     thread.join(120)
     outcome = box["outcome"]
@@ -189,17 +197,7 @@ def test_a_node_failure_mid_identify_reruns_the_unit_and_resumes_to_identical_st
     store, sid = make_study(tmp_path, "nodefail", tiny_llama_dir, tiny_corpus_dir, COMPUTE.format(extra=""))
     assert Runner(store, sid, headless=True).run(until="model").code == 0
     monkeypatch.setenv(FAULT_ENV, "slow:identify:1.0")
-    box: dict[str, Any] = {}
-    events: list[Any] = []
-    runner = Runner(store, sid, headless=True, on_event=events.append)
-    thread = threading.Thread(target=lambda: box.setdefault("outcome", runner.run(until="identify")), daemon=True)
-    thread.start()
-    job = _job_id(store, sid, "identify")
-    stats = store.home.checkpoint_dir(sid, "identify") / "stats" / "stats.json"
-    deadline = time.monotonic() + 120
-    while not stats.exists():
-        assert time.monotonic() < deadline and thread.is_alive(), "identify never checkpointed"
-        time.sleep(0.05)
+    thread, box, job, events = identify_mid_way(store, sid)
     node = slurm_cluster.host
     subprocess.run(["scontrol", "update", f"nodename={node}", "state=down", "reason=test-node-failure"], check=True,
                    timeout=30)
