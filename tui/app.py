@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import traceback
+import weakref
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -102,6 +103,7 @@ class NeuronPilotApp(App[int]):
             raise missing_store(self._store.home.root)
         self.initial_study: Optional[int] = int(self.store.study(study).id) if study else None  # type: ignore[arg-type]
         self.autorun = autorun
+        self._typed_ahead: weakref.WeakSet[events.Key] = weakref.WeakSet()  # keys already handed on once
         # detach: runs go to a background runner (lab.run.coordinator) that outlives this UI; the
         # `neuron-pilot` command always asks for it. decide: person | rules (None: the study's own key).
         self.detach = detach
@@ -130,13 +132,13 @@ class NeuronPilotApp(App[int]):
         """Type-ahead: keys typed before a screen that wants them (TYPE_AHEAD, e.g. the new-study form
         opened with `n`) was ready were dispatched to the screen beneath and come back here unhandled;
         they are handed, in order, to the new screen instead of the old screen's bindings."""
-        if isinstance(event, events.Key) and event.is_forwarded and not getattr(event, "typed_ahead", False) \
+        if isinstance(event, events.Key) and event.is_forwarded and event not in self._typed_ahead \
                 and self.screen_stack:
             screen = self.screen
             ready_at = getattr(screen, "ready_at", None)
             if getattr(screen, "TYPE_AHEAD", False) and (ready_at is None or event.time < ready_at):
                 again = events.Key(event.key, event.character)
-                again.typed_ahead = True  # type: ignore[attr-defined]
+                self._typed_ahead.add(again)  # handed to that screen once, never handed on again
                 screen._forward_event(again)
                 return
         await super().on_event(event)

@@ -15,12 +15,12 @@ import json
 from pathlib import Path
 from typing import Any, Optional
 
-from sqlalchemy import insert, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from lab.core import faults
 from lab.core.events import Event
-from lab.store.tables import Artifact, IngestCursor, LogLine, Metric, StageRun, StageState, Study
+from lab.store.tables import Artifact, IngestCursor, LogLine, Metric, StageRun, StageState, Study, UnitRun
 
 READ_LIMIT = 64 << 20  # bytes per call; the rest waits for the next call
 
@@ -61,21 +61,25 @@ def read_new_events(path: Path, offset: int) -> tuple[list[tuple[Event, int]], i
     return out, pos
 
 
-def _apply(conn: Any, study_id: int, stage: str, ev: Event) -> None:
+def _apply(conn: Any, study_id: int, stage: str, ev: Event, unit: Optional[str] = None) -> None:
     d = ev.data
-    where = (StageRun.study_id == study_id) & (StageRun.stage == stage)  # type: ignore[operator]
+    row: Any = StageRun if unit is None else UnitRun  # a unit of a stage that runs as several has its own row
+    where = (row.study_id == study_id) & (row.stage == stage)
+    if unit is not None:
+        where = where & (UnitRun.unit == unit)
     at = _when(ev.t)
     if ev.event == "started":
-        conn.execute(update(StageRun).where(where).values(
+        conn.execute(update(row).where(where).values(
             state=StageState.running, pid=d.get("pid"), host=d.get("host"), attempts=int(d["attempt"]),
             started_at=at, heartbeat_at=at, finished_at=None, error=None, progress_json=None))
     elif ev.event == "progress":
         progress = {k: d.get(k) for k in ("done", "total", "unit", "label")}
         progress.update({k: v for k, v in d.items() if k not in progress and k not in ("attempt", "seq")})
-        conn.execute(update(StageRun).where(where).values(heartbeat_at=at, progress_json=json.dumps(progress)))
+        conn.execute(update(row).where(where).values(heartbeat_at=at, progress_json=json.dumps(progress)))
     elif ev.event == "log":
+        message = str(d.get("message", "")) if unit is None else f"[{unit}] {d.get('message', '')}"
         conn.execute(insert(LogLine).values(study_id=study_id, stage=stage, level=str(d.get("level") or "info"),
-                                            message=str(d.get("message", "")), at=at))
+                                            message=message, at=at))
     elif ev.event == "metric":
         row = dict(study_id=study_id, stage=stage, name=str(d["name"]), language=d.get("language") or "",
                    condition=d.get("condition") or "", value=float(d["value"]), ci_low=_opt_float(d.get("ci_low")),
@@ -88,7 +92,7 @@ def _apply(conn: Any, study_id: int, stage: str, ev: Event) -> None:
     elif ev.event == "artifact":
         row = dict(study_id=study_id, stage=stage, name=str(d["name"]), path=str(d["rel_path"]),
                    sha256=str(d["sha256"]), bytes=int(d["bytes"]), created_at=at)
-        existing = conn.execute(Artifact.__table__.select().where(  # type: ignore[attr-defined]
+        existing = conn.execute(select(Artifact).where(
             (Artifact.study_id == study_id) & (Artifact.stage == stage) & (Artifact.name == row["name"]))).first()
         if existing is None:
             conn.execute(insert(Artifact).values(row))
@@ -97,19 +101,23 @@ def _apply(conn: Any, study_id: int, stage: str, ev: Event) -> None:
                 path=row["path"], sha256=row["sha256"], bytes=row["bytes"], created_at=at))
     elif ev.event in ("done", "error", "interrupted"):
         state = {"done": StageState.done, "error": StageState.failed, "interrupted": StageState.interrupted}[ev.event]
-        conn.execute(update(StageRun).where(where).values(
+        conn.execute(update(row).where(where).values(
             state=state, pid=None, finished_at=at, heartbeat_at=at,
             error=None if ev.event == "done" else str(d.get("message") or ""),
             compute_seconds=float(d.get("compute_seconds") or 0.0), gpu_seconds=float(d.get("gpu_seconds") or 0.0)))
 
 
-def ingest_events(engine: Any, study_id: int, stage: str, path: Path, beat: Optional[Path] = None) -> list[Event]:
+def ingest_events(engine: Any, study_id: int, stage: str, path: Path, beat: Optional[Path] = None,
+                  unit: Optional[str] = None) -> list[Event]:
     """Apply the events of `path` that lie past the stage's cursor; return them (for relaying). The rows
     and the cursor move together, in one transaction; a concurrent ingester that got there first makes
-    this one apply nothing. `beat` (the unit's heartbeat file) refreshes the stage's heartbeat_at."""
+    this one apply nothing. `beat` (the unit's heartbeat file) refreshes the stage's heartbeat_at. With
+    `unit` (one unit of a stage that runs as several), the cursor is the unit's own (`STAGE.UNIT`), its
+    state and heartbeat go to its UnitRun row, its log lines (prefixed with its name) to the stage's."""
+    key_name = stage if unit is None else f"{stage}.{unit}"
     with engine.connect() as conn:
-        cur = conn.execute(IngestCursor.__table__.select().where(  # type: ignore[attr-defined]
-            (IngestCursor.study_id == study_id) & (IngestCursor.stage == stage))).first()
+        cur = conn.execute(select(IngestCursor).where(
+            (IngestCursor.study_id == study_id) & (IngestCursor.stage == key_name))).first()
     key0 = (cur.attempt, cur.seq) if cur is not None else (0, 0)
     offset0 = cur.offset if cur is not None else 0
     pairs, end = read_new_events(path, offset0)
@@ -120,26 +128,28 @@ def ingest_events(engine: Any, study_id: int, stage: str, path: Path, beat: Opti
     key = max(((ev.data["attempt"], ev.data["seq"]) for ev, _ in fresh), default=key0)
     with engine.begin() as conn:
         if cur is None:
-            stmt = sqlite_insert(IngestCursor).values(study_id=study_id, stage=stage, attempt=key[0], seq=key[1],
+            stmt = sqlite_insert(IngestCursor).values(study_id=study_id, stage=key_name, attempt=key[0], seq=key[1],
                                                        offset=end).on_conflict_do_nothing()
             claimed = conn.execute(stmt).rowcount == 1
         else:  # claim the range: only if nobody moved the cursor since we read it
             claimed = conn.execute(update(IngestCursor).where(
-                (IngestCursor.study_id == study_id) & (IngestCursor.stage == stage)
+                (IngestCursor.study_id == study_id) & (IngestCursor.stage == key_name)
                 & (IngestCursor.attempt == key0[0]) & (IngestCursor.seq == key0[1])
                 & (IngestCursor.offset == offset0)).values(attempt=key[0], seq=key[1], offset=end)).rowcount == 1
         if not claimed:
             conn.rollback()
             return []
         for ev, _ in fresh:
-            _apply(conn, study_id, stage, ev)
+            _apply(conn, study_id, stage, ev, unit)
             faults.point("db_commit")  # tests only: a kill inside the open transaction
         if beat_at is not None:
-            where = ((StageRun.study_id == study_id) & (StageRun.stage == stage)  # type: ignore[operator]
-                     & (StageRun.state == StageState.running))
-            row = conn.execute(StageRun.__table__.select().where(where)).first()  # type: ignore[attr-defined]
+            table: Any = StageRun if unit is None else UnitRun
+            where = (table.study_id == study_id) & (table.stage == stage) & (table.state == StageState.running)
+            if unit is not None:
+                where = where & (UnitRun.unit == unit)
+            row = conn.execute(select(table).where(where)).first()
             if row is not None and (row.heartbeat_at is None or _aware(row.heartbeat_at) < beat_at):
-                conn.execute(update(StageRun).where(where).values(heartbeat_at=beat_at))
+                conn.execute(update(table).where(where).values(heartbeat_at=beat_at))
         if fresh:
             conn.execute(update(Study).where(Study.id == study_id).values(updated_at=dt.datetime.now(dt.timezone.utc)))
     return [ev for ev, _ in fresh]
