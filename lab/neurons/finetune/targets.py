@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import torch
 from torch import nn
@@ -151,29 +151,43 @@ def count_changes(base: nn.Module, merged: nn.Module, targets: Targets) -> Chang
         raise RuntimeError(f"merged model's tensors differ in name from the base model's (e.g. {extra}); "
                            f"the adapter was not fully merged")
     allowed = {f"{name}.weight": (rows, is_conv1d(base.get_submodule(name))) for name, rows in targets.items()}
-    outside = inside = 0
-    where: list[str] = []
+    tally = _Tally()
     for key, old in base_sd.items():
         new = new_sd[key].to(old.device)
         if old.shape != new.shape:
             raise RuntimeError(f"{key} changed shape in the merge: {tuple(old.shape)} -> {tuple(new.shape)}")
-        diff = old != new
-        if key not in allowed:
+        rows, conv = allowed.get(key, ("outside", False))
+        tally.add(key, old != new, rows, conv)
+    return tally.count()
+
+
+class _Tally:
+    """Changed weight entries, split into those a condition may change (its rows of a target module, or a
+    whole target module when rows is None) and those it may not (any other row, any other module)."""
+
+    def __init__(self) -> None:
+        self.outside = self.inside = 0
+        self.where: list[str] = []
+
+    def add(self, key: str, diff: torch.Tensor, rows: Any, transposed: bool) -> None:
+        if rows is None:
+            self.inside += int(diff.sum())
+            return
+        if rows == "outside":
             n_out = int(diff.sum())
         else:
-            rows, conv = allowed[key]
-            if rows is None:
-                inside += int(diff.sum())
-                continue
-            by_row = diff.T if conv else diff  # [neurons, in]
+            by_row = diff.T if transposed else diff  # [neurons, in]
             mask = torch.zeros(by_row.shape[0], dtype=torch.bool, device=by_row.device)
             mask[rows] = True
-            inside += int(by_row[mask].sum())
+            self.inside += int(by_row[mask].sum())
             n_out = int(by_row[~mask].sum())
         if n_out:
-            outside += n_out
-            where.append(key)
-    return ChangeCount(outside, inside, tuple(where))
+            self.outside += n_out
+            self.where.append(key)
+
+    def count(self) -> ChangeCount:
+        return ChangeCount(self.outside, self.inside, tuple(self.where))
+
 
 def resolve_neurons(condition: Condition, neurons: Optional[LayerNeurons], d_ff: int, seed: int,
                     control: Optional[LayerNeurons] = None) -> Optional[dict[int, list[int]]]:
@@ -203,8 +217,7 @@ def count_adapter_changes(model: nn.Module, adapter_name: str, targets: Targets)
     one module at a time, in the weight's dtype (what peft's merge writes). Entries that would change
     outside the targets' allowed rows, or in a module that is not a target, are `outside`. No copy of the
     model is made: the extra memory is one module's ΔW."""
-    outside = inside = 0
-    where: list[str] = []
+    tally = _Tally()
     for name, module in model.named_modules():
         lora_b = getattr(module, "lora_B", None)
         if lora_b is None or adapter_name not in lora_b:
@@ -213,21 +226,6 @@ def count_adapter_changes(model: nn.Module, adapter_name: str, targets: Targets)
         with torch.no_grad():
             delta = module.get_delta_weight(adapter_name).to(weight.dtype)
             diff = (weight + delta) != weight
-        key = f"{name}.weight"
-        rows = targets.get(name, "outside")
-        if rows == "outside":
-            n_out = int(diff.sum())
-        elif rows is None:
-            inside += int(diff.sum())
-            continue
-        else:
-            by_row = diff.T if getattr(module, "fan_in_fan_out", False) else diff  # [neurons, in]
-            mask = torch.zeros(by_row.shape[0], dtype=torch.bool, device=by_row.device)
-            mask[rows] = True
-            inside += int(by_row[mask].sum())
-            n_out = int(by_row[~mask].sum())
-        if n_out:
-            outside += n_out
-            where.append(key)
-    return ChangeCount(outside, inside, tuple(where))
+        tally.add(f"{name}.weight", diff, targets.get(name, "outside"), getattr(module, "fan_in_fan_out", False))
+    return tally.count()
 
