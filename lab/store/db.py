@@ -30,8 +30,10 @@ from lab.store.tables import (
     StageRun,
     StageState,
     Study,
+    UnitRun,
     utcnow,
 )
+from lab.store.units import UnitsMixin
 
 STALE_HEARTBEAT = dt.timedelta(seconds=30)
 
@@ -53,8 +55,13 @@ def _migration_2(conn: Any) -> None:
     SQLModel.metadata.create_all(conn, tables=[IngestCursor.__table__])  # type: ignore[list-item]
 
 
+def _migration_3(conn: Any) -> None:
+    """v3: a stage that runs as several units (identify's shards, issue #18): one UnitRun row per unit."""
+    SQLModel.metadata.create_all(conn, tables=[UnitRun.__table__])  # type: ignore[list-item]
+
+
 # Ordered: entry i upgrades a DB at version i to version i + 1. Append, never edit.
-MIGRATIONS: list[Callable[[Any], None]] = [_migration_1, _migration_2]
+MIGRATIONS: list[Callable[[Any], None]] = [_migration_1, _migration_2, _migration_3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -78,7 +85,7 @@ def make_engine(path: Path, journal: Optional[str] = None) -> Engine:
     return engine
 
 
-class Store(LeaseMixin):
+class Store(LeaseMixin, UnitsMixin):
     """All reads and writes of lab.db go through here."""
 
     def __init__(self, home: Home | str | os.PathLike[str] | None = None, *, create: bool = True,
@@ -261,8 +268,17 @@ class Store(LeaseMixin):
         marked = []
         now = utcnow()
         host = socket.gethostname()
+        units_gone = self.mark_stale_units(study_id, stale_after)  # a stage that runs as several units
+        busy = {r.stage for r in self.unit_runs(study_id) if r.state == StageState.running}
         for run in self.stage_runs(study_id):
-            if run.state != StageState.running or run.executor != "local":
+            if run.state != StageState.running or run.stage in busy:
+                continue  # units still running: the stage is alive
+            if run.stage in units_gone and not run.job_id:
+                self.update_stage(study_id, run.stage, state=StageState.interrupted, pid=None,
+                                  error="its units stopped without finishing (killed or lost); run again to resume")
+                marked.append(run.stage)
+                continue
+            if run.executor != "local":
                 continue  # a cluster job's liveness is the scheduler's to say (the coordinator asks it)
             if run.host == host:  # this machine: the pid says it (a worker still importing has no beat yet)
                 gone = not pid_alive(run.pid)

@@ -136,3 +136,29 @@ class IngestCursor(SQLModel, table=True):
     attempt: int = 0
     seq: int = 0
     offset: int = 0
+
+
+class UnitRun(SQLModel, table=True):
+    """One unit of a stage that runs as several (schema v3): e.g. identify's `shard-2-of-3`. Its own state,
+    attempts, job id and heartbeat; its events are ingested with the cursor keyed `STAGE.UNIT`. The stage's
+    own row (StageRun) stays running while its units run, and ends with its merge unit."""
+
+    __table_args__ = (UniqueConstraint("study_id", "stage", "unit"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    study_id: int = Field(foreign_key="study.id", index=True)
+    stage: str
+    unit: str
+    state: StageState = StageState.pending
+    attempts: int = 0
+    executor: str = "local"
+    job_id: Optional[str] = None
+    job_state: Optional[str] = None
+    pid: Optional[int] = None
+    host: Optional[str] = None
+    heartbeat_at: Optional[dt.datetime] = None
+    started_at: Optional[dt.datetime] = None
+    finished_at: Optional[dt.datetime] = None
+    compute_seconds: float = 0.0
+    gpu_seconds: float = 0.0
+    error: Optional[str] = Field(default=None, sa_column=Column(Text))
+    progress_json: Optional[str] = Field(default=None, sa_column=Column(Text))
