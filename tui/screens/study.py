@@ -21,27 +21,27 @@ from textual.widgets import Footer, Header, OptionList, RichLog, Static, TabbedC
 from lab.run.coordinator import DetachedRun, coordinator_of, runner_log
 from lab.run.runner import RunOutcome, Runner
 from lab.run.workers import EventLog, StageWorker
-from lab.store import Decision, StageState, Store
+from lab.store import Decision, Store
 from lab.core.text import escape_controls
 from tui.bindings import STUDY_BINDINGS
 from tui.formatting import short_model
 from tui.lab_app import lab_app
-from tui.messages import StageFinished, StageLog, StageProgress, progress_extra
+from tui.messages import StageFinished, StageLog, StageProgress
 from tui.render.charts import natural_width, results_charts
 from tui.render.metrics import PANE_WIDTH, stage_results
 from tui.render.stage_info import stage_info
 from tui.screens.decision import DecisionScreen
 from tui.screens.runner_follow import RunnerFollowing
+from tui.screens.worker_follow import WorkerFollowing
 from tui.study_state import StageView, current_stage, end_message, not_run, stage_views, stop_point, study_protocol
 from tui.widgets.live_bar import LiveBar, RateTracker, stage_work
 from tui.widgets.stepper import StageStepper
 
 LEVEL_STYLE = {"warning": "yellow", "error": "bold red", "info": ""}
 POLL_S = 0.25
-DB_POLL_EVERY = 4  # ticks: the DB row of a followed stage is read once a second
 
 
-class StudyScreen(RunnerFollowing, Screen[None]):
+class StudyScreen(WorkerFollowing, RunnerFollowing, Screen[None]):
     BINDINGS = STUDY_BINDINGS
 
     def __init__(self, study_id: int) -> None:
@@ -265,66 +265,6 @@ class StudyScreen(RunnerFollowing, Screen[None]):
         elif outcome.code != 0:
             self.app.notify(outcome.message, severity="error", timeout=8)
 
-    # ---- re-attach ----------------------------------------------------------------------------
-    def _app_runs_this_study(self) -> bool:
-        return lab_app(self).runs_study(self.study_id)
-
-    def attach_running(self) -> None:
-        """Follow stages that are running in workers this UI did not start."""
-        if self._app_runs_this_study():
-            return
-        for worker in StageWorker.running(self.store, self.study_id):
-            if worker.stage in self.followers:
-                continue
-            self.followers[worker.stage] = worker
-            if self.following_runner:  # a stage the background runner started
-                self.set_status(f"{worker.stage} is running in the background runner's {worker.describe()} "
-                                f"(x cancels; q leaves it running)")
-                continue
-            self.write_log(worker.stage, "info", f"re-attached: following its {worker.describe()}")
-            self.set_status(f"{worker.stage} is running in a worker started earlier; following it (x cancels)")
-            run = self.store.stage_run(self.study_id, worker.stage)
-            if run.progress_json:
-                data = json.loads(run.progress_json)
-                self.show_progress(StageProgress(self.study_id, run.stage, int(data.get("done") or 0),
-                                                 int(data.get("total") or 0), str(data.get("unit") or ""),
-                                                 data.get("label"), time.time(), progress_extra(data)))
-
-    def _poll(self) -> None:
-        if not self.followers and not self.following_runner:
-            return
-        self._ticks += 1
-        if self._runner_log is not None:
-            self._relay(self._runner_log.poll())
-        if self.following_runner and self._ticks % DB_POLL_EVERY == 0:
-            self.attach_running()  # each stage the runner starts
-            if not self._runner_alive():
-                if self._runner_log is not None:
-                    self._relay(self._runner_log.poll())
-                self._runner_ended()
-        for stage, worker in list(self.followers.items()):
-            self._relay(worker.poll())
-            if self._ticks % DB_POLL_EVERY:
-                continue
-            run = worker.run()  # a worker found dead has its stage marked interrupted
-            if run.state != StageState.running:
-                self._relay(worker.poll())
-                del self.followers[stage]
-                self.trackers.pop(stage, None)
-                self.query_one("#stepper", StageStepper).set_percent(stage, None)
-                self.query_one("#live", LiveBar).show_idle("idle")
-                state = run.state.value
-                if self.following_runner:  # the background runner applies the gate and goes on
-                    self.set_status(f"stage {stage} {state}; the background runner goes on")
-                    self.refresh_view()
-                    continue
-                self.ensure_recommendations()
-                self.refresh_view()
-                if self._say_waiting():  # the runner ended first and the pilot waits on a gate: say that
-                    continue
-                hint = " — press r to continue" if state in ("done", "interrupted") else ""
-                self.set_status(f"stage {stage} finished while followed: {state}{hint}")
-
     def _dispatch(self, msg: Any) -> None:
         if isinstance(msg, StageProgress):
             self.show_progress(msg)
@@ -332,6 +272,9 @@ class StudyScreen(RunnerFollowing, Screen[None]):
             self.show_finished(msg)
         elif isinstance(msg, StageLog):
             self.show_log(msg)
+
+    def _app_runs_this_study(self) -> bool:
+        return lab_app(self).runs_study(self.study_id)
 
     # ---- actions ------------------------------------------------------------------------------
     def action_run_by_rules(self) -> None:
