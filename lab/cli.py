@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "default: the study's [study] decide")
     p.add_argument("--accept-underpowered", action="store_true",
                    help="run even when the evaluation cannot detect min_gain_points (see docs/statistics.md)")
+    p.add_argument("--shards", default=None, metavar="N",
+                   help="split identification into N units whose statistics are merged exactly (stored with the "
+                        "study as [identify] shards; see docs/identify.md)")
     _add_home(p)
     p = sub.add_parser("status", help="stage states, decisions, headline metrics")
     p.add_argument("study")
@@ -179,7 +182,14 @@ def _run(store: Any, study_ref: Any, until: Optional[str], headless: bool, accep
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    return _run(_store(args, create=False, migrate=True), args.study, args.until, args.headless,
+    store = _store(args, create=False, migrate=True)
+    if args.shards is not None:
+        from lab.study.create import set_shards
+
+        said = set_shards(store, args.study, str(args.shards))
+        if said:
+            print(said)
+    return _run(store, args.study, args.until, args.headless,
                 args.accept_underpowered, args.detach, args.decide)
 
 
@@ -244,6 +254,12 @@ def cmd_status(args: argparse.Namespace) -> int:
             done = f" · {p.get('label') or ''} {p.get('done')}/{p.get('total')} {p.get('unit') or ''}" if p else ""
             err += f"  [{escape_controls(unit.get('describe') or str(unit.get('state')))}{escape_controls(done)}]"
         print(f"  {st['name']:<10} {st['status']:<12}{dec}{err}")
+        for u in (unit or {}).get("units") or []:  # a stage that runs as several units: one line each
+            job = f" job {u['job_id']}" if u.get("job_id") else ""
+            p = u.get("progress") or {}
+            done = f" · {p.get('label') or ''} {p.get('done')}/{p.get('total')} {p.get('unit') or ''}" if p else ""
+            print(f"    {escape_controls(u['unit']):<14} {escape_controls(str(u.get('state') or u['row_state']))}"
+                  f"{escape_controls(job)}{escape_controls(done)}")
     print(f"verdict: {data['verdict']['decision']}")
     return 0
 

@@ -31,102 +31,31 @@ identical to an uninterrupted one.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 from torch import nn
 
 from lab.core import faults
-from lab.core.artifacts import atomic_write, atomic_write_json, sha256_file
-from lab.core.errors import BadInput, StageFailed
 from lab.core.resources import run_halving
 from lab.inputs.corpus import BlockFeed
 from lab.model.adapters import ArchitectureAdapter
 from lab.neurons.activations import ActivationStats, LanguageResult
+from lab.neurons.batches import forward_layers, plan_batches, plan_range, range_tokens, take, to_device
+from lab.neurons.guards import FiniteGuard, check_finite, check_seen
+from lab.neurons.refine import refine_quantiles
+from lab.neurons.stats_checkpoint import CHECKPOINT_FORMAT, StatsCheckpoint, feeds_fingerprint
 from lab.neurons.statistics import (STAGING_MAX, STATE_BUDGET, Accumulators, BinLayout, StatsHooks, above_bin,
-                                    fit_bins, hist_quantile, pooled_threshold, rank_for, state_bytes)
+                                    fit_bins, hist_quantile, pooled_threshold, state_bytes)
+
+__all__ = ["CHECKPOINT_FORMAT", "StatsCheckpoint", "calibrate", "collect_stats", "feeds_fingerprint", "forward_layers",
+           "plan_batches", "refine_quantiles", "check_finite", "check_seen"]
 
 ProgressFn = Callable[[str, int, int], None]  # (language, tokens done, tokens total)
 STATS_BATCHES = "statistics"  # what lab.core.resources halves (and the batch_halvings metric's condition)
-CHECKPOINT_FORMAT = 3  # 3: one histogram store [n_languages, L, F, bins+2], bins fitted to the budget; older ones are ignored
-REFINE_BUDGET = 256 << 20  # bytes of values one refine_quantiles pass may hold (12 bytes a value): more takes more passes
-
-
-def forward_layers(model: nn.Module, ids: torch.Tensor) -> Any:
-    """The decoder stack without the LM head: the hooks need the layers, not the logits."""
-    base = getattr(model, "base_model", model)
-    return base(input_ids=ids, use_cache=False)
-
-
-def check_seen(seen: Sequence[int], before: Sequence[int], fed: int, adapter: ArchitectureAdapter, where: str) -> None:
-    """Every layer's hook must have counted exactly the `fed` tokens of the last forward pass."""
-    got = [a - b for a, b in zip(seen, before)]
-    if all(g == 0 for g in got):
-        raise BadInput(f"the model never called its activation module ({adapter.name} adapter, {adapter.hook}) in a "
-                       f"forward pass, so no statistics can be collected: its MLP probably uses a fused kernel that "
-                       f"applies act_fn internally; load it without fused MLP kernels")
-    bad = [(layer, g) for layer, g in enumerate(got) if g != fed]
-    if bad:
-        layer, g = bad[0]
-        raise StageFailed(f"{where}: layer {layer}'s hook counted {g} tokens but {fed} were fed (the activation "
-                          f"module is skipped or called more than once per forward pass); statistics would be wrong")
-
-
-def check_finite(out: Any, acc_sum: torch.Tensor, where: str) -> None:
-    """NaN or infinite activations (the running sums) or final hidden states stop the pass, named."""
-    hidden = getattr(out, "last_hidden_state", None)
-    if bool(torch.isfinite(acc_sum).all()) and (hidden is None or bool(torch.isfinite(hidden).all())):
-        return
-    bad = (~torch.isfinite(acc_sum)).flatten(1).any(1).nonzero().flatten().tolist()
-    what = f"activations at layer {bad[0]}" if bad else "hidden states"
-    raise StageFailed(f"{where}: non-finite {what} (NaN or inf); the model overflows in this dtype or its weights "
-                      f"are broken; load it in float32 or bfloat16 and check the weights")
-
-
 DEFER_FINITE_CHECK: Optional[bool] = None  # None: deferred on accelerators (no host sync per batch), immediate on the CPU
 
-
-class FiniteGuard:
-    """``check_finite`` for every batch of the pass, without a host synchronisation per batch when deferred.
-
-    Deferred, each batch's verdict stays on the device: the number of the first batch with non-finite
-    sums or hidden states. It is read (one sync) before every checkpoint and at the end of each
-    language, so nothing non-finite is ever saved, and the error names that first batch as the
-    immediate check does (a NaN stays in the running sums, so its layer is still found)."""
-
-    def __init__(self, device: torch.device, defer: Optional[bool] = None) -> None:
-        self.defer = device.type != "cpu" if defer is None else defer
-        self.first_bad = torch.full((), -1, dtype=torch.int64, device=device)
-        self.where: list[str] = []
-
-    def batch(self, out: Any, acc_sum: torch.Tensor, where: str) -> None:
-        if not self.defer:
-            check_finite(out, acc_sum, where)
-            return
-        ok = torch.isfinite(acc_sum).all()
-        hidden = getattr(out, "last_hidden_state", None)
-        if hidden is not None:
-            ok = ok & torch.isfinite(hidden).all()
-        mark = torch.full_like(self.first_bad, len(self.where))
-        self.first_bad = torch.where(~ok & (self.first_bad < 0), mark, self.first_bad)
-        self.where.append(where)
-
-    def check(self, acc_sum: torch.Tensor) -> None:
-        if not self.defer or not self.where:
-            return
-        i = int(self.first_bad)  # the one host sync
-        if i >= 0:
-            bad = (~torch.isfinite(acc_sum)).flatten(1).any(1).nonzero().flatten().tolist()
-            what = f"activations at layer {bad[0]}" if bad else "hidden states"
-            raise StageFailed(f"{self.where[i]}: non-finite {what} (NaN or inf); the model overflows in this dtype or "
-                              f"its weights are broken; load it in float32 or bfloat16 and check the weights")
-        self.where.clear()
-        self.first_bad.fill_(-1)
 
 
 def calibrate(model: nn.Module, adapter: ArchitectureAdapter, blocks: Sequence[torch.Tensor], bins: int,
@@ -166,107 +95,6 @@ def calibrate(model: nn.Module, adapter: ArchitectureAdapter, blocks: Sequence[t
     return BinLayout.from_minmax(mn, mx, bins)
 
 
-def plan_batches(feed: BlockFeed, batch_size: int) -> list[tuple[int, int]]:
-    """Block ranges [start, end) of each batch: the threshold sample [0, n//2), then the score sample.
-
-    Batches never cross the sample boundary and a short last block is alone, so a batch is a
-    rectangle of real tokens and the plan depends only on the block count (resume replays it).
-    """
-    n, mid = feed.n_blocks, feed.n_blocks // 2
-    plan: list[tuple[int, int]] = []
-    for a, b in ((0, mid), (mid, n)):
-        full_end = b - 1 if (b == n and feed.last_len != feed.block_size) else b
-        plan.extend((s, min(s + batch_size, full_end)) for s in range(a, full_end, batch_size))
-        if full_end < b:
-            plan.append((full_end, b))
-    return plan
-
-
-class StatsCheckpoint:
-    """Accumulators + feed position in ``folder`` (safetensors + JSON, atomic), every `every` blocks.
-
-    The tensors go to a new file first, then the JSON that names it (with its sha256), then older
-    tensor files are removed: a crash at any point leaves a consistent checkpoint. A checkpoint whose
-    fingerprint (languages, data, model, batch plan, bins, checkpoint format) differs from this run's
-    is ignored.
-    """
-
-    def __init__(self, folder: Path, every: int, fingerprint: dict[str, Any],
-                 stop_requested: Callable[[], bool] = lambda: False, check_stop: Callable[[], None] = lambda: None,
-                 on_save: Optional[Callable[[dict[str, Any]], None]] = None) -> None:
-        self.folder = Path(folder)
-        self.every = max(1, int(every))
-        self.fingerprint = json.loads(json.dumps({**fingerprint, "format": CHECKPOINT_FORMAT}, sort_keys=True))
-        self.stop_requested = stop_requested
-        self.check_stop = check_stop
-        self.on_save = on_save
-        self.saves = 0
-        self.resumed_from: Optional[dict[str, Any]] = None
-
-    @property
-    def info_path(self) -> Path:
-        return self.folder / "stats.json"
-
-    def load(self) -> Optional[tuple[dict[str, Any], dict[str, torch.Tensor]]]:
-        from safetensors.torch import load_file
-
-        if not self.info_path.is_file():
-            return None
-        try:
-            info = json.loads(self.info_path.read_text(encoding="utf-8"))
-            if info.get("fingerprint") != self.fingerprint:
-                return None
-            path = self.folder / info["file"]
-            if sha256_file(path) != info["sha256"]:
-                return None
-            tensors = load_file(str(path))
-        except (OSError, ValueError, KeyError):
-            return None
-        self.resumed_from = info
-        return info, tensors
-
-    def save(self, info: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
-        from safetensors.torch import save_file
-
-        self.folder.mkdir(parents=True, exist_ok=True)
-        with faults.checkpoint_save():  # tests only: kills around the save
-            self.saves += 1
-            name = f"stats-{info['language_index']:03d}-{info['next_block']:09d}-{self.saves}.safetensors"
-            host = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-            atomic_write(self.folder / name, lambda tmp: save_file(host, str(tmp)))
-            full = {**info, "fingerprint": self.fingerprint, "file": name, "sha256": sha256_file(self.folder / name)}
-            atomic_write_json(self.info_path, full)
-            for old in self.folder.glob("stats-*.safetensors"):
-                if old.name != name:
-                    old.unlink(missing_ok=True)
-        if self.on_save is not None:
-            self.on_save(full)
-
-
-def feeds_fingerprint(feeds: Sequence[BlockFeed]) -> str:
-    h = hashlib.sha256()
-    for f in feeds:
-        h.update(f"{f.lang}|{f.n_tokens}|{f.block_size}|{f.bos}|{f.fingerprint};".encode())
-    return h.hexdigest()[:16]
-
-
-def _to_device(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """On CUDA through pinned memory, asynchronously: a pageable copy would make the host wait for the GPU."""
-    if device.type == "cuda":
-        return batch.pin_memory().to(device, non_blocking=True)
-    return batch.to(device)
-
-
-def _take(it: Iterator[torch.Tensor], n: int, lang: str) -> list[torch.Tensor]:
-    out = []
-    for _ in range(n):
-        b = next(it, None)
-        if b is None:
-            raise RuntimeError(f"the {lang} feed ended before its planned blocks; the corpus changed during the run")
-        out.append(b)
-    return out
-
-
 def _finish(acc: Accumulators, tokens: int, score_tokens: int, layout: BinLayout) -> LanguageResult:
     acc.flush()
     p10, oor10 = hist_quantile(acc.hist, tokens, 0.1, layout)
@@ -292,8 +120,12 @@ def collect_stats(model: nn.Module, adapter: ArchitectureAdapter, feeds: Sequenc
                   batch_size: int = 8, device: Optional[torch.device] = None,
                   checkpoint: Optional[StatsCheckpoint] = None, progress: Optional[ProgressFn] = None,
                   meta: Optional[dict[str, str]] = None, budget: int = STATE_BUDGET,
-                  keep_hists: bool = False) -> ActivationStats:
+                  keep_hists: bool = False, ranges: Optional[Sequence[tuple[int, int]]] = None) -> ActivationStats:
     """One statistics pass per language over its feed; resumes from `checkpoint` when it holds one.
+
+    With `ranges` (one [start, end) block range per feed: a shard of a sharded identification,
+    lab.neurons.shards) only those blocks are read, and no published threshold/score samples are
+    collected; the statistics of all shards add up to those of the whole feeds.
 
     Out of memory in a batch: the hooks may already have counted part of it, so the pass starts over
     from the last checkpoint (or the beginning) with half the batch size (lab.core.resources). Counts and
@@ -309,7 +141,8 @@ def collect_stats(model: nn.Module, adapter: ArchitectureAdapter, feeds: Sequenc
         raise ValueError("every feed of one pass must start its blocks the same way (all with the BOS or none)")
     device = device or next(model.parameters()).device
     stats = run_halving(lambda size: _collect(model, adapter, feeds, bins=bins, batch_size=size, device=device,
-                                              checkpoint=checkpoint, progress=progress, meta=meta, budget=budget),
+                                              checkpoint=checkpoint, progress=progress, meta=meta, budget=budget,
+                                              ranges=ranges),
                         batch_size, STATS_BATCHES, device=device)
     if not keep_hists:
         stats.hists = None
@@ -318,7 +151,8 @@ def collect_stats(model: nn.Module, adapter: ArchitectureAdapter, feeds: Sequenc
 
 def _collect(model: nn.Module, adapter: ArchitectureAdapter, feeds: Sequence[BlockFeed], *, bins: int,
              batch_size: int, device: torch.device, checkpoint: Optional[StatsCheckpoint],
-             progress: Optional[ProgressFn], meta: Optional[dict[str, str]], budget: int) -> ActivationStats:
+             progress: Optional[ProgressFn], meta: Optional[dict[str, str]], budget: int,
+             ranges: Optional[Sequence[tuple[int, int]]] = None) -> ActivationStats:
     modules = adapter.act_modules(model)
     n_layers, d_ff = len(modules), adapter.d_ff(model)
     languages = [f.lang for f in feeds]
@@ -330,7 +164,7 @@ def _collect(model: nn.Module, adapter: ArchitectureAdapter, feeds: Sequence[Blo
     # every language's histogram lives in one store: the pooled P90 needs them all at the end
     hists = torch.zeros(len(feeds), n_layers, d_ff, bins + 2, dtype=torch.int32, device=device)
     done: list[LanguageResult] = []
-    start_lang, next_block = 0, 0
+    start_lang, next_block = 0, ranges[0][0] if ranges else 0
     acc = Accumulators(n_layers, d_ff, bins, device, max_batch_tokens=max_batch_tokens, hist=hists[0])
     layout: Optional[BinLayout] = None
     tokens = score_tokens = 0
@@ -360,12 +194,14 @@ def _collect(model: nn.Module, adapter: ArchitectureAdapter, feeds: Sequence[Blo
             hooks.skip = feed.skip
             if li != start_lang:
                 acc.reset(hists[li])
-                next_block, tokens, score_tokens = 0, 0, 0
-            mid = feed.n_blocks // 2
+                next_block, tokens, score_tokens = ranges[li][0] if ranges else 0, 0, 0
+            mid = feed.n_blocks // 2 if ranges is None else 0  # a shard collects no published samples
+            expected = feed.n_tokens if ranges is None else range_tokens(feed, *ranges[li])
             it = feed.open(next_block)
             if progress is not None:
-                progress(feed.lang, tokens, feed.n_tokens)
-            for s, e in plan_batches(feed, batch_size):
+                progress(feed.lang, tokens, expected)
+            plan = plan_batches(feed, batch_size) if ranges is None else plan_range(feed, *ranges[li], batch_size)
+            for s, e in plan:
                 if e <= next_block:
                     continue
                 s = max(s, next_block)  # a checkpoint written at another batch size may fall inside a batch
@@ -374,7 +210,7 @@ def _collect(model: nn.Module, adapter: ArchitectureAdapter, feeds: Sequence[Blo
                     acc.flush()
                     acc.threshold, _ = hist_quantile(acc.hist, tokens, 0.9, layout)
                 hooks.score = in_score
-                batch = _to_device(torch.stack(_take(it, e - s, feed.lang)), device)
+                batch = to_device(torch.stack(take(it, e - s, feed.lang)), device)
                 faults.batch(device)  # tests only: an out-of-memory error here
                 fed = batch.shape[0] * (batch.shape[1] - feed.skip)
                 before = list(hooks.seen)
@@ -388,7 +224,7 @@ def _collect(model: nn.Module, adapter: ArchitectureAdapter, feeds: Sequence[Blo
                     score_tokens += fed
                 next_block = e
                 if progress is not None:
-                    progress(feed.lang, tokens, feed.n_tokens)
+                    progress(feed.lang, tokens, expected)
                 since += e - s
                 if checkpoint is not None and (since >= checkpoint.every or checkpoint.stop_requested()):
                     if acc.remote:  # layers on other devices: their partial sums join before the check
@@ -401,8 +237,8 @@ def _collect(model: nn.Module, adapter: ArchitectureAdapter, feeds: Sequence[Blo
             if acc.remote:
                 acc.flush()
             guard.check(acc.sum)
-            if tokens != feed.n_tokens:
-                raise RuntimeError(f"{feed.lang}: counted {tokens} tokens, expected {feed.n_tokens}")
+            if tokens != expected:
+                raise RuntimeError(f"{feed.lang}: counted {tokens} tokens, expected {expected}")
             done.append(_finish(acc, tokens, score_tokens, layout))
     if checkpoint is not None and start_lang < len(feeds):
         # the whole pass, so that a stop in a later step (refine_quantiles) does not replay it
@@ -432,173 +268,3 @@ def _save(cp: StatsCheckpoint, li: int, next_block: int, tokens: int, score_toke
             "done": [{"tokens": r.tokens, "score_tokens": r.score_tokens, "out_of_range": r.out_of_range}
                      for r in done]}
     cp.save(info, tensors)
-
-
-# ---- exact P10/P90 for the neurons an intervention can use -----------------------------------------
-
-QUANTILES = (("p10", 0.1), ("p90", 0.9))
-
-
-@dataclass
-class _Window:
-    """One language's refine plan: per selected neuron and quantile, the value window that holds its k-th value."""
-
-    flat: torch.Tensor  # int64 [m]: layer·d_ff + index, ascending
-    rank: dict[str, int]  # quantile name → k (nearest rank)
-    lo: dict[str, torch.Tensor]  # float64 [m]: window [lo, hi) (±inf at the ends)
-    hi: dict[str, torch.Tensor]
-    expected: torch.Tensor  # int64 [m]: values pass 1 counted in the windows (both quantiles)
-
-
-def _window(hist: torch.Tensor, flat: torch.Tensor, tokens: int, layout: BinLayout) -> _Window:
-    """Bins b-1..b+1 around the bin b that holds each quantile's k-th value in pass 1's histogram."""
-    last = hist.shape[2] - 1
-    h = hist.reshape(-1, hist.shape[2])[flat.to(hist.device)].to(torch.int64).cpu()  # [m, bins+2]
-    cum = h.cumsum(-1)
-    lo_all = layout.lo.reshape(-1)[flat.to(layout.lo.device)].double().cpu()
-    w_all = layout.width.reshape(-1)[flat.to(layout.width.device)].double().cpu()
-    rank, lo, hi = {}, {}, {}
-    expected = torch.zeros(flat.numel(), dtype=torch.int64)
-    for name, q in QUANTILES:
-        k = rank_for(q, tokens)
-        b = torch.searchsorted(cum, torch.full((flat.numel(), 1), k, dtype=torch.int64)).squeeze(-1).clamp(max=last)
-        first, end = (b - 1).clamp(min=0), (b + 1).clamp(max=last)
-        lo[name] = torch.where(first <= 0, torch.full_like(lo_all, -math.inf), lo_all + (first - 1).double() * w_all)
-        hi[name] = torch.where(end >= last, torch.full_like(lo_all, math.inf), lo_all + end.double() * w_all)
-        before = torch.where(first > 0, cum.gather(1, (first - 1).clamp(min=0).unsqueeze(-1)).squeeze(-1),
-                             torch.zeros_like(first))
-        expected += cum.gather(1, end.unsqueeze(-1)).squeeze(-1) - before
-        rank[name] = k
-    return _Window(flat, rank, lo, hi, expected)
-
-
-def refine_quantiles(model: nn.Module, adapter: ArchitectureAdapter, feeds: Sequence[BlockFeed],
-                     stats: ActivationStats, neurons: Mapping[str, Sequence[Sequence[int]]], *, batch_size: int = 8,
-                     device: Optional[torch.device] = None, check_stop: Callable[[], None] = lambda: None,
-                     progress: Optional[ProgressFn] = None, budget: int = REFINE_BUDGET) -> dict[str, int]:
-    """Make act_p10/act_p90 exact for `neurons[lang]` ([[layer, index], ...]) of each language in `feeds`.
-
-    Pass 1's histogram says, per neuron, which bin b holds the k-th value (k = ⌈q·n⌉). A second pass over
-    that language's blocks (the same blocks, so the same activations) counts each such neuron's values
-    below bin b−1 and keeps the values inside bins b−1..b+1; the k-th value is then the (k − below)-th
-    smallest kept value: exact, whatever the bins. The values kept are what pass 1 counted in those bins,
-    known before the pass, so memory is bounded: the neurons are split into groups of at most `budget`
-    bytes (12 bytes a value), one pass each (one in practice). A neuron whose k-th value is not in its
-    window (an activation within float rounding of a bin edge far from zero) keeps its histogram estimate
-    and bound. Sets ``stats.quantile_bound`` to 0 where exact, records ``exact_quantiles`` in the
-    metadata, drops ``stats.hists`` and returns {language: neurons made exact}.
-    """
-    if stats.hists is None:
-        raise ValueError("refine_quantiles needs the pass's histograms: collect_stats(..., keep_hists=True)")
-    device = device or next(model.parameters()).device
-    layout = BinLayout(stats.hist_lo, stats.hist_width, stats.bins)
-    d_ff = stats.d_ff
-    plans: dict[str, _Window] = {}
-    for feed in feeds:
-        pairs = neurons.get(feed.lang) or []
-        if not pairs:
-            continue
-        k = stats.languages.index(feed.lang)
-        flat = torch.tensor(sorted({int(layer) * d_ff + int(j) for layer, j in pairs}), dtype=torch.int64)
-        plans[feed.lang] = _window(stats.hists[k], flat, int(stats.tokens[k]), layout)
-    stats.hists = None  # the windows are all the second pass needs; the histograms go before it allocates
-    if stats.quantile_bound is None:
-        stats.quantile_bound = stats.hist_width.unsqueeze(0).repeat(len(stats.languages), 1, 1)
-    done: dict[str, int] = {}
-    for feed in feeds:
-        plan = plans.get(feed.lang)
-        if plan is None:
-            continue
-        k = stats.languages.index(feed.lang)
-        exact = {name: torch.full((plan.flat.numel(),), math.nan, dtype=torch.float32) for name, _ in QUANTILES}
-        for group in _groups(plan.expected, budget // 12):
-            _refine_group(model, adapter, feed, plan, group, exact, int(stats.tokens[k]), batch_size, device,
-                          check_stop, progress)
-        ok = ~(exact["p10"].isnan() | exact["p90"].isnan())
-        for name, t in (("p10", stats.p10), ("p90", stats.p90)):
-            view = t[k].reshape(-1)
-            got = ~exact[name].isnan()
-            view[plan.flat[got]] = exact[name][got]
-        stats.quantile_bound[k].reshape(-1)[plan.flat[ok]] = 0.0
-        done[feed.lang] = int(ok.sum())
-    stats.meta["exact_quantiles"] = json.dumps(done, sort_keys=True)
-    return done
-
-
-def _groups(expected: torch.Tensor, cap: int) -> list[torch.Tensor]:
-    """Positions 0..m-1 cut, in order, into runs whose expected values add up to at most `cap` (one or more)."""
-    groups, start, total = [], 0, 0
-    for i, n in enumerate(expected.tolist()):
-        if i > start and total + n > cap:
-            groups.append(torch.arange(start, i))
-            start, total = i, 0
-        total += n
-    groups.append(torch.arange(start, expected.numel()))
-    return groups
-
-
-def _refine_group(model: nn.Module, adapter: ArchitectureAdapter, feed: BlockFeed, plan: _Window,
-                  group: torch.Tensor, exact: dict[str, torch.Tensor], tokens: int, batch_size: int,
-                  device: torch.device, check_stop: Callable[[], None], progress: Optional[ProgressFn]) -> None:
-    modules = adapter.act_modules(model)
-    d_ff = adapter.d_ff(model)
-    flat = plan.flat[group]
-    layers = flat // d_ff
-    per_layer = {}  # layer → (positions in the group, neuron indices, windows per quantile)
-    for layer in sorted(set(layers.tolist())):
-        pos = torch.nonzero(layers == layer).reshape(-1)
-        gpos = group[pos]
-        per_layer[layer] = (pos, (flat[pos] % d_ff).to(device),
-                            {name: (plan.lo[name][gpos].to(device), plan.hi[name][gpos].to(device))
-                             for name, _ in QUANTILES})
-    below = {name: torch.zeros(group.numel(), dtype=torch.int64, device=device) for name, _ in QUANTILES}
-    kept: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {name: [] for name, _ in QUANTILES}
-    seen = [0]
-
-    def make(layer: int) -> Callable[..., None]:
-        pos, idx, windows = per_layer[layer]
-        pos_dev = pos.to(device)
-        here: dict[str, Any] = {}  # idx and windows on the layer's device, when it is another (device_map)
-
-        def hook(_m: nn.Module, _i: Any, out: torch.Tensor) -> None:
-            if here.get("device") != out.device:
-                here.update(device=out.device, idx=idx.to(out.device),
-                            windows={n: (lo.to(out.device), hi.to(out.device)) for n, (lo, hi) in windows.items()})
-            x = out[:, feed.skip:] if feed.skip else out
-            x = x.reshape(-1, x.shape[-1]).index_select(1, here["idx"]).double()  # [tokens, neurons of this layer]
-            if layer == min(per_layer):
-                seen[0] += x.shape[0]
-            for name, (lo, hi) in here["windows"].items():
-                below[name].index_add_(0, pos_dev, (x < lo).sum(0).to(device))
-                t, j = torch.nonzero((x >= lo) & (x < hi), as_tuple=True)  # the short pass: a host sync is fine
-                kept[name].append((pos_dev[j.to(device)], x[t, j].float().to(device)))
-        return hook
-
-    handles = [modules[layer].register_forward_hook(make(layer)) for layer in per_layer]
-    try:
-        with torch.no_grad():
-            it = feed.open(0)
-            for s, e in plan_batches(feed, batch_size):
-                batch = torch.stack(_take(it, e - s, feed.lang)).to(device)
-                forward_layers(model, batch)
-                check_stop()
-                if progress is not None:
-                    progress(feed.lang, seen[0], tokens)
-    finally:
-        for h in handles:
-            h.remove()
-    if seen[0] != tokens:
-        raise StageFailed(f"{feed.lang}: the exact-quantile pass saw {seen[0]} tokens, the statistics pass {tokens}")
-    for name, _ in QUANTILES:
-        pos = torch.cat([p for p, _ in kept[name]]).cpu() if kept[name] else torch.zeros(0, dtype=torch.int64)
-        val = torch.cat([v for _, v in kept[name]]).cpu() if kept[name] else torch.zeros(0)
-        order = torch.sort(val, stable=True).indices
-        order = order[torch.sort(pos[order], stable=True).indices]  # by neuron, then by value
-        val = val[order]
-        counts = torch.bincount(pos, minlength=group.numel())
-        starts = counts.cumsum(0) - counts
-        r = plan.rank[name] - below[name].cpu()  # the k-th value is the r-th smallest inside the window
-        ok = (r >= 1) & (r <= counts)
-        got = torch.full((group.numel(),), math.nan, dtype=torch.float32)
-        got[ok] = val[(starts + r - 1)[ok]]
-        exact[name][group] = got

@@ -64,7 +64,11 @@ class Executor(Protocol):
 
     name: str
 
-    def submit(self, home: Home, study_id: int, stage: str, command: list[str]) -> StageUnit: ...
+    def submit(self, home: Home, study_id: int, stage: str, command: list[str],
+               env: Optional[dict[str, str]] = None) -> StageUnit: ...
+    # several units at once (a stage that runs as several): a Slurm job array; locally one process each
+    def submit_array(self, home: Home, study_id: int, stage: str, keys: list[str],
+                     commands: list[list[str]]) -> list[StageUnit]: ...
     def reattach(self, home: Home, study_id: int, stage: str, job_id: str, host: str) -> StageUnit: ...
     def advice(self, status: UnitStatus) -> str: ...  # what a unit's end means, and the knob to turn
 
@@ -148,14 +152,21 @@ class LocalExecutor:
 
     name = "local"
 
-    def submit(self, home: Home, study_id: int, stage: str, command: list[str]) -> StageUnit:
+    def submit(self, home: Home, study_id: int, stage: str, command: list[str],
+               env: Optional[dict[str, str]] = None) -> StageUnit:
+        """`stage` names the unit's files (STAGE, or STAGE.UNIT for one of a stage's several units); `env`
+        adds to the worker's environment (CUDA_VISIBLE_DEVICES for a unit given one GPU)."""
         log = unit_log(home, study_id, stage)
         log.parent.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        full = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         with open(log, "ab") as out:
             proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True, env=env)
+                                    start_new_session=True, env=full)
         return LocalUnit(home, study_id, stage, proc.pid, socket.gethostname(), proc)
+
+    def submit_array(self, home: Home, study_id: int, stage: str, keys: list[str],
+                     commands: list[list[str]]) -> list[StageUnit]:
+        return [self.submit(home, study_id, key, cmd) for key, cmd in zip(keys, commands)]
 
     def reattach(self, home: Home, study_id: int, stage: str, job_id: str, host: str) -> StageUnit:
         return LocalUnit(home, study_id, stage, int(job_id), host or socket.gethostname())
@@ -164,6 +175,7 @@ class LocalExecutor:
         return failure_advice(status)
 
 
-def worker_command(home: Home, study_id: int, stage: str) -> list[str]:
-    """The stage unit's command line, the same for every executor."""
-    return [sys.executable, "-m", "lab.worker", "--home", str(home.root), "--study", str(study_id), "--stage", stage]
+def worker_command(home: Home, study_id: int, stage: str, part: Optional[str] = None) -> list[str]:
+    """The stage unit's command line, the same for every executor (`part`: one of a stage's several units)."""
+    return [sys.executable, "-m", "lab.worker", "--home", str(home.root), "--study", str(study_id), "--stage", stage,
+            *(["--unit", part] if part else [])]

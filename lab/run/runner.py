@@ -23,8 +23,10 @@ from lab.gates.base import Recommendation
 from lab.gates.rules import recommend
 from lab.run.compute import executor_for
 from lab.run.executor import RESUBMIT_STATES, Executor, LocalExecutor, StageUnit, UnitStatus
+from lab.run.parts import PartsFollower
+from lab.run.unit import start_stage
 from lab.run.workers import recover, submit_unit
-from lab.stages import READS_STORE, check_implementation
+from lab.stages import READS_STORE, check_implementation, unit_parts
 from lab.store import StageRun, StageState, Store, Study
 from protocols import Protocol, load_protocol
 
@@ -70,6 +72,7 @@ class Runner:
         self.renew_seconds = RENEW_SECONDS
         self.lease_lost: Optional[str] = None  # why the lease was lost, once it was
         self._worker: Optional[StageUnit] = None
+        self._parts: Optional[PartsFollower] = None  # while a stage's several units run
         self._stop = threading.Event()
 
     def _say(self, message: str, stage: str = "", level: str = "info") -> None:
@@ -81,6 +84,9 @@ class Runner:
         worker = self._worker
         if worker is not None:
             worker.cancel()
+        parts = self._parts
+        if parts is not None:
+            parts.cancel()
 
     def apply_gate(self, stage: str) -> Optional[Recommendation]:
         spec = self.protocol.get(stage)
@@ -235,9 +241,39 @@ class Runner:
 
     def _spawn(self, stage: str) -> WorkerExit | int:
         executor = self.local if stage in READS_STORE else self.executor
+        parts = unit_parts(self.protocol.get(stage).implementation, json.loads(self.study.config_json or "{}"))
+        if parts:
+            return self._spawn_parts(stage, parts, executor)
         self._say(f"starting stage {stage} in a worker process ({executor.name} executor)", stage)
         unit = self._submit(stage, executor)
         self._say(f"stage {stage} runs in {unit.describe()}", stage)
+        return self._follow(stage, unit, executor)
+
+    def _spawn_parts(self, stage: str, parts: list[str], executor: Executor) -> WorkerExit | int:
+        """A stage that runs as several units (lab.run.parts), then its own unit, which merges their results.
+        A stage whose units an earlier runner started (still running) resumes with them; otherwise it
+        resumes or starts over as any stage does."""
+        run = self.store.stage_run(self.study_id, stage)
+        if run.state != StageState.running:
+            start_stage(self.store, self.study_id, stage)
+        self.store.update_stage(self.study_id, stage, state=StageState.running, executor=executor.name, job_id=None,
+                                pid=None, host=None, error=None, finished_at=None, job_state=None)
+        self._say(f"starting stage {stage} as {len(parts)} units ({executor.name} executor)", stage)
+        self._parts = PartsFollower(self.store, self.study_id, self.compute, self._stop, self.on_event,
+                                    lambda m, s, level: self._say(m, s, level), self._executor_named)
+        try:
+            code = self._parts.follow_parts(stage, parts, executor)
+        finally:
+            self._parts = None
+        if code != WorkerExit.DONE:
+            return code
+        if self._stop.is_set():
+            self.store.update_stage(self.study_id, stage, state=StageState.interrupted, error="cancelled")
+            return WorkerExit.INTERRUPTED
+        seconds = sum(r.compute_seconds for r in self.store.unit_runs(self.study_id, stage) if r.unit in parts)
+        self._say(f"stage {stage}: its {len(parts)} units are done; merging", stage)
+        unit = submit_unit(self.store, self.study_id, stage, executor, resume=True, prior_seconds=seconds)
+        self._say(f"stage {stage} merges in {unit.describe()}", stage)
         return self._follow(stage, unit, executor)
 
     def _follow(self, stage: str, unit: StageUnit, executor: Executor) -> WorkerExit | int:

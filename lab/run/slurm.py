@@ -187,8 +187,25 @@ class SlurmExecutor:
         ex.update_parameters(job_name=job_name, **{**self.parameters, **override})
         return ex
 
-    def submit(self, home: Home, study_id: int, stage: str, command: list[str]) -> SlurmUnit:
+    def submit(self, home: Home, study_id: int, stage: str, command: list[str],
+               env: Optional[dict[str, str]] = None) -> SlurmUnit:
         return self.submit_command(home, study_id, stage, command, job_folder(home, study_id))
+
+    def submit_array(self, home: Home, study_id: int, stage: str, keys: list[str],
+                     commands: list[list[str]]) -> list[SlurmUnit]:
+        """Several units of one stage as one Slurm job array (submitit's batch), at most [compute]
+        max_parallel of them running at once (`--array=...%N`); each task is its own unit (job id
+        `ARRAY_TASK`), followed, resubmitted and cancelled on its own."""
+        if len(commands) == 1:
+            return [self.submit(home, study_id, keys[0], commands[0])]
+        ex = self._submitit(job_folder(home, study_id), f"np-{study_id}-{stage}", array_parallelism=self.max_parallel)
+        try:
+            with ex.batch():
+                jobs = [ex.submit(submitit.helpers.CommandFunction(list(cmd), verbose=True)) for cmd in commands]
+        except (submitit.core.utils.FailedJobError, subprocess.CalledProcessError) as exc:
+            raise BadInput(f"sbatch refused the job array for stage {stage}: {_last_line(str(exc))}; fix [compute] "
+                           f"(run `neuron-pilot cluster check {study_id}`)") from None
+        return [SlurmUnit(home, study_id, key, job) for key, job in zip(keys, jobs)]
 
     def submit_command(self, home: Home, study_id: int, stage: str, command: list[str], folder: Path,
                        **override: Any) -> SlurmUnit:

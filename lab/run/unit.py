@@ -37,6 +37,9 @@ class UnitInput:
     prior_seconds: float
     artifacts: list[dict[str, Any]] = field(default_factory=list)
     format: int = UNIT_FORMAT
+    # one unit of a stage that runs as several (lab.stages.unit_parts): {"name", "index", "count"}; None for
+    # the stage's own unit
+    part: Optional[dict[str, Any]] = None
 
     @property
     def study_id(self) -> int:
@@ -53,28 +56,58 @@ def resumes(run: Any) -> bool:
         run.state == StageState.failed and resources.resumable_failure(run.error))
 
 
-def prepare_unit(store: Store, study_id: int, stage: str, fresh: bool = False) -> UnitInput:
-    """The coordinator's half of starting a unit: resume or start over (clearing the stage's rows and
-    checkpoints), then write the unit's input file. Returns what it wrote."""
-    previous = store.stage_run(study_id, stage)
-    resume = not fresh and resumes(previous)
+def start_stage(store: Store, study_id: int, stage: str, fresh: bool = False) -> bool:
+    """Resume or start over: a fresh start clears the stage's rows and checkpoints (every unit's, for a
+    stage that runs as several, whose units are pending again). Returns whether it resumes."""
+    resume = not fresh and resumes(store.stage_run(study_id, stage))
     if not resume:
         store.clear_stage_outputs(study_id, stage)
         shutil.rmtree(store.home.checkpoint_dir(study_id, stage), ignore_errors=True)
-    study = store.study(study_id)
-    unit = UnitInput(
-        study={k: getattr(study, k) for k in STUDY_FIELDS}, stage=stage, attempt=previous.attempts + 1,
-        resume=resume, prior_seconds=previous.compute_seconds if resume else 0.0,
-        artifacts=[dict(stage=a.stage, name=a.name, path=a.path, sha256=a.sha256, bytes=a.bytes)
-                   for a in store.artifacts(study_id)])
-    path = store.home.unit_input(study_id, stage)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(path, asdict(unit))
+        store.reset_units(study_id, stage)
+    return resume
+
+
+def prepare_unit(store: Store, study_id: int, stage: str, fresh: bool = False, resume: Optional[bool] = None,
+                 prior_seconds: float = 0.0) -> UnitInput:
+    """The coordinator's half of starting a unit: resume or start over (`start_stage`; `resume` given: that
+    was decided already, as for the merge unit after a stage's several units), then write the unit's input
+    file. `prior_seconds` adds compute time spent elsewhere (the stage's other units). Returns what it wrote."""
+    previous = store.stage_run(study_id, stage)
+    if resume is None:
+        resume = start_stage(store, study_id, stage, fresh)
+    unit = _unit_input(store, study_id, stage, previous.attempts + 1, resume,
+                       (previous.compute_seconds if resume else 0.0) + prior_seconds)
+    _write(store.home.unit_input(study_id, stage), unit)
     return unit
 
 
-def read_unit(home: Home, study_id: int, stage: str) -> UnitInput:
-    path = home.unit_input(study_id, stage)
+def prepare_part(store: Store, study_id: int, stage: str, part: dict[str, Any]) -> UnitInput:
+    """The input of one unit of a stage that runs as several: it always resumes from its own checkpoint
+    (the stage's fresh start, `start_stage`, cleared them all)."""
+    from lab.store.units import unit_key
+
+    row = store.unit_run(study_id, stage, str(part["name"]))
+    unit = _unit_input(store, study_id, stage, row.attempts + 1, True, row.compute_seconds)
+    unit.part = dict(part)
+    _write(store.home.unit_input(study_id, unit_key(stage, str(part["name"]))), unit)
+    return unit
+
+
+def _unit_input(store: Store, study_id: int, stage: str, attempt: int, resume: bool, prior: float) -> UnitInput:
+    study = store.study(study_id)
+    return UnitInput(
+        study={k: getattr(study, k) for k in STUDY_FIELDS}, stage=stage, attempt=attempt, resume=resume,
+        prior_seconds=prior, artifacts=[dict(stage=a.stage, name=a.name, path=a.path, sha256=a.sha256, bytes=a.bytes)
+                                        for a in store.artifacts(study_id)])
+
+
+def _write(path: Path, unit: UnitInput) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, asdict(unit))
+
+
+def read_unit(home: Home, study_id: int, stage: str, part: Optional[str] = None) -> UnitInput:
+    path = home.unit_input(study_id, stage if part is None else f"{stage}.{part}")
     try:
         obj = json.loads(path.read_text(encoding="utf-8"))
         unit = UnitInput(**obj)
@@ -83,7 +116,8 @@ def read_unit(home: Home, study_id: int, stage: str) -> UnitInput:
                        f"(`neuron-pilot run STUDY`), not by hand") from None
     except (ValueError, TypeError) as exc:
         raise BadInput(f"unit input {path} is not readable ({exc}); run the study again to rewrite it") from None
-    if unit.format != UNIT_FORMAT or unit.stage != stage or unit.study_id != study_id:
+    if unit.format != UNIT_FORMAT or unit.stage != stage or unit.study_id != study_id or \
+            (unit.part or {}).get("name") != part:
         raise BadInput(f"unit input {path} is for another stage or format; run the study again to rewrite it")
     return unit
 

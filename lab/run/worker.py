@@ -112,20 +112,24 @@ def _test_pause(ctx: StageContext) -> None:
         ctx.check_stop()
 
 
-def run_unit(home: str | Home, study_id: int, stage: str, out: Any = None) -> int:
-    """Run one stage unit from its input file; results go to its event file only. Returns WorkerExit."""
+def run_unit(home: str | Home, study_id: int, stage: str, out: Any = None, part: Optional[str] = None) -> int:
+    """Run one stage unit from its input file; results go to its event file only. Returns WorkerExit.
+    `part` names one unit of a stage that runs as several (``shard-2-of-3``): its files go by
+    ``STAGE.PART`` (input, events, heartbeat), and the stage sees it as ``ctx.part``."""
     home = home if isinstance(home, Home) else Home(home)
-    unit = read_unit(home, study_id, stage)
+    unit = read_unit(home, study_id, stage, part)
+    key = stage if part is None else f"{stage}.{part}"
     study = unit.study_row()
     protocol = load_protocol(study.protocol, home.root)  # a ProtocolError is bad input (exit 2)
     spec = protocol.get(stage)
     impl = implementation(spec.implementation)
     remove_stale_temps(home.stage_dir(study_id, stage))  # a killed writer's half files, never referenced
-    faults.set_stage(stage)
+    faults.set_stage(key)  # tests only: a fault may name one unit (identify.shard-2-of-3)
 
-    log_path = home.event_log(study_id, stage)
+    log_path = home.event_log(study_id, key)
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    ctx = StageContext(UnitSink(home, unit), study, protocol, spec, out=out, event_log=log_path, attempt=unit.attempt)
+    ctx = StageContext(UnitSink(home, unit), study, protocol, spec, out=out, event_log=log_path, attempt=unit.attempt,
+                       part=unit.part)
     ctx.continue_numbering(_last_seq(log_path, unit.attempt))  # a job the scheduler requeued runs this attempt again
     t_start = time.monotonic()
 
@@ -138,7 +142,7 @@ def run_unit(home: str | Home, study_id: int, stage: str, out: Any = None) -> in
     signal.signal(signal.SIGTERM, on_sigterm)
     ctx.emit("started", pid=os.getpid(), host=socket.gethostname(), attempt=unit.attempt, resume=unit.resume)
     stop_beat = threading.Event()
-    beat = threading.Thread(target=_heartbeat, args=(home, study_id, stage, unit.attempt, stop_beat), daemon=True)
+    beat = threading.Thread(target=_heartbeat, args=(home, study_id, key, unit.attempt, stop_beat), daemon=True)
     beat.start()
     t0 = time.monotonic()
 
@@ -192,11 +196,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--home", required=True)
     ap.add_argument("--study", required=True)
     ap.add_argument("--stage", required=True)
+    ap.add_argument("--unit", default=None, help="one unit of a stage that runs as several (shard-2-of-3)")
     args = ap.parse_args(argv)
     try:
         if not args.study.isdigit():
             raise BadInput(f"--study takes a study id (a number), not {args.study!r}")
-        return run_unit(args.home, int(args.study), args.stage, out=sys.stdout)
+        return run_unit(args.home, int(args.study), args.stage, out=sys.stdout, part=args.unit)
     except BadInput as exc:
         print(f"error: {exc}", file=sys.stderr)
         return WorkerExit.BAD_INPUT

@@ -21,6 +21,8 @@ from lab.run.executor import Executor, LocalExecutor, LocalUnit, StageUnit, work
 from lab.run.unit import prepare_unit
 from lab.store.tables import utcnow
 from lab.store import StageRun, StageState, Store
+from lab.store.tables import UnitRun
+from lab.store.units import unit_key
 
 
 class EventLog:
@@ -58,9 +60,11 @@ class EventLog:
         return events
 
 
-def submit_unit(store: Store, study_id: int, stage: str, executor: Executor, fresh: bool = False) -> StageUnit:
-    """Prepare the unit's input (resume or start over), submit it, and record where it runs."""
-    unit_input = prepare_unit(store, study_id, stage, fresh=fresh)
+def submit_unit(store: Store, study_id: int, stage: str, executor: Executor, fresh: bool = False,
+                resume: Optional[bool] = None, prior_seconds: float = 0.0) -> StageUnit:
+    """Prepare the unit's input (resume or start over; lab.run.unit.prepare_unit), submit it, and record
+    where it runs."""
+    unit_input = prepare_unit(store, study_id, stage, fresh=fresh, resume=resume, prior_seconds=prior_seconds)
     unit = executor.submit(store.home, study_id, stage, worker_command(store.home, study_id, stage))
     local = executor.name == "local"
     store.update_stage(study_id, stage, state=StageState.running, executor=executor.name, job_id=unit.job_id,
@@ -70,13 +74,15 @@ def submit_unit(store: Store, study_id: int, stage: str, executor: Executor, fre
     return unit
 
 
-def reattach(store: Store, run: StageRun, compute: Optional[dict] = None) -> Optional[StageUnit]:
-    """A handle on the unit a stage row records (None when it records none)."""
+def reattach(store: Store, run: StageRun | UnitRun, compute: Optional[dict] = None) -> Optional[StageUnit]:
+    """A handle on the unit a stage row (or one of a stage's several units' rows) records (None when it
+    records none)."""
     if not run.job_id and not run.pid:
         return None
     name = run.executor or "local"
     executor = LocalExecutor() if name == "local" else executor_for({**(compute or {}), "executor": name})
-    return executor.reattach(store.home, int(run.study_id), run.stage, run.job_id or str(run.pid), run.host or "")
+    key = unit_key(run.stage, run.unit) if isinstance(run, UnitRun) else run.stage
+    return executor.reattach(store.home, int(run.study_id), key, run.job_id or str(run.pid), run.host or "")
 
 
 def recover(store: Store, study_id: int) -> list[str]:
@@ -87,6 +93,9 @@ def recover(store: Store, study_id: int) -> list[str]:
     for run in store.stage_runs(study_id):
         if run.state == StageState.running:
             store.ingest(study_id, run.stage)
+            for part in store.unit_runs(study_id, run.stage):  # a stage that runs as several units
+                if part.state == StageState.running:
+                    store.ingest_unit(study_id, run.stage, part.unit)
     return store.mark_stale(study_id)
 
 
@@ -198,7 +207,33 @@ def unit_report(store: Store, run: StageRun, compute: Optional[dict] = None) -> 
     if status is not None:
         report.update(state=status.state, reason=status.reason, node=status.node or report["node"],
                       describe=f"{unit.describe()} {status.describe()}")  # type: ignore[union-attr]
+    parts = store.unit_runs(int(run.study_id), run.stage)
+    if parts:  # a stage that runs as several units: each one's state, job and progress
+        report["units"] = [_part_report(store, part, compute) for part in parts]
+        if status is None:
+            running = [u for u in report["units"] if u["state"] in ("RUNNING", "PENDING")]
+            report.update(state="RUNNING" if running else "UNITS",
+                          describe=", ".join(f"{u['unit']} {u['state'] or u['row_state']}" for u in report["units"]))
     return report
+
+
+def _part_report(store: Store, part: UnitRun, compute: Optional[dict]) -> dict:
+    key = unit_key(part.stage, part.unit)
+    out: dict = {"unit": part.unit, "row_state": part.state.value, "executor": part.executor, "job_id": part.job_id,
+                 "state": None, "reason": "", "node": part.host or "",
+                 "progress": last_progress(store.home.event_log(int(part.study_id), key))}
+    if part.state != StageState.running:
+        out["state"] = part.state.value.upper()
+        return out
+    try:
+        unit = reattach(store, part, compute)
+        status = unit.status() if unit is not None else None
+    except BadInput as exc:
+        out.update(state="UNKNOWN", reason=str(exc))
+        return out
+    if status is not None:
+        out.update(state=status.state, reason=status.reason, node=status.node or out["node"])
+    return out
 
 
 def cancel_units(store: Store, study_id: int, compute: Optional[dict] = None) -> list[str]:
@@ -211,4 +246,8 @@ def cancel_units(store: Store, study_id: int, compute: Optional[dict] = None) ->
         unit = reattach(store, run, compute)
         if unit is not None and unit.cancel():
             asked.append(f"stage {run.stage}: asked {unit.describe()} to checkpoint and stop")
+        for part in store.unit_runs(study_id, run.stage):  # every unit of a stage that runs as several
+            handle = reattach(store, part, compute) if part.state == StageState.running else None
+            if handle is not None and handle.cancel():
+                asked.append(f"stage {run.stage} unit {part.unit}: asked {handle.describe()} to checkpoint and stop")
     return asked

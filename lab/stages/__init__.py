@@ -44,3 +44,19 @@ def load_all() -> Registry[Callable[..., None]]:
     for name in STAGE_NAMES:
         importlib.import_module(f"lab.stages.{name}")
     return STAGES
+
+
+def unit_parts(name: str, cfg: dict) -> list[str]:
+    """The units a stage implementation runs as before its own (its merge) unit, from the study's config:
+    none for most; `identify` with `[identify] shards = N` > 1 runs N shards (``shard-i-of-N``) whose
+    statistics its own unit merges. Read by the coordinator, so nothing here imports a stage module."""
+    if name == "identify":
+        n = int((cfg.get("identify") or {}).get("shards", 1))
+        return [f"shard-{i + 1}-of-{n}" for i in range(n)] if n > 1 else []
+    return []
+
+
+def part_info(part: str) -> dict:
+    """``shard-2-of-3`` → {"name": "shard-2-of-3", "index": 1, "count": 3}."""
+    head, _, count = part.rpartition("-of-")
+    return {"name": part, "index": int(head.rsplit("-", 1)[1]) - 1, "count": int(count)}

@@ -18,16 +18,24 @@ from lab.study.studyfile import StudyFile, typed
 from protocols import Protocol, StageSpec
 
 
+def part_checkpoint_dir(home: Home, study_id: int, stage: str, part: str) -> Path:
+    """The checkpoint folder of one unit of a stage that runs as several (lab.stages.unit_parts): inside
+    the stage's own, so a fresh start of the stage clears every unit's checkpoints with it."""
+    return home.checkpoint_dir(study_id, stage) / part
+
+
 class StageContext:
     """`store` is where results go: the Store itself when a stage runs in this process (tests), or a
     stage unit's lab.run.unit.UnitSink, which records nothing and leaves every result to the events
     (the coordinator ingests the event file; a unit never opens lab.db). `attempt` numbers a unit's
-    events (each gets `attempt` and `seq`, the key they are ingested by)."""
+    events (each gets `attempt` and `seq`, the key they are ingested by). `part` is set in one unit of a
+    stage that runs as several (``{"name": "shard-2-of-3", "index": 1, "count": 3}``; lab.stages.unit_parts)."""
 
     def __init__(self, store: Any, study: Study, protocol: Protocol, spec: StageSpec,
                  out: Optional[TextIO] = None, event_log: Optional[Path] = None,
-                 attempt: Optional[int] = None) -> None:
+                 attempt: Optional[int] = None, part: Optional[dict[str, Any]] = None) -> None:
         self.store = store
+        self.part = part
         self.attempt = attempt
         self._seq = 0
         self._reader: Optional[Store] = None
@@ -68,7 +76,8 @@ class StageContext:
 
     @property
     def checkpoint_dir(self) -> Path:
-        path = self.home.checkpoint_dir(self.study_id, self.stage)
+        path = (self.home.checkpoint_dir(self.study_id, self.stage) if self.part is None
+                else part_checkpoint_dir(self.home, self.study_id, self.stage, str(self.part["name"])))
         path.mkdir(parents=True, exist_ok=True)
         return path
 

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from lab.neurons.batches import range_tokens
 from lab.neurons.collect import StatsCheckpoint, collect_stats, feeds_fingerprint, refine_quantiles
 from lab.inputs.corpus import HF_PREFIX, check_budget, corpus_feed
 from lab.core.errors import BadInput
 from lab.neurons.identify import METHODS, TWO_SAMPLE_METHODS, identify, neurons_document, overlap_rows, params_for
 from lab.neurons.sets import per_layer_counts, random_like
+from lab.neurons.shards import check_shards, merge_shards, shard_ranges
 from lab.model.loading import load_for_stage
 from lab.stages import STAGES
-from lab.stages.context import StageContext
+from lab.stages.context import StageContext, part_checkpoint_dir
 
 MAX_TOKENS = 2**31 - 1  # histogram counts are int32 per language
 
@@ -36,6 +38,10 @@ def check_config(cfg: dict[str, Any]) -> None:
         raise BadInput(f"{name} needs a threshold sample and a disjoint score sample: [corpus] "
                        f"tokens_per_language ({n}) must exceed one block's text (block_size − 1 = {block - 1} "
                        f"tokens after the BOS); raise it to at least {2 * block}")
+    if int(cfg["identify"].get("shards", 1)) > 1 and name == "act_prob_90p_published":
+        raise BadInput("[identify] shards > 1 cannot run act_prob_90p_published: its score sample counts tokens "
+                       "above a threshold taken from the threshold sample, which does not merge; use shards = 1 "
+                       "or method lape / act_prob_90p")
 
 
 @STAGES.register("identify")
@@ -62,23 +68,44 @@ def run(ctx: StageContext) -> None:
                    "bins": ident["histogram_bins"], "languages": languages}
     checkpoint = StatsCheckpoint(ctx.checkpoint_dir / "stats", ident["checkpoint_every"], fingerprint,
                                  stop_requested=lambda: ctx.stop_requested, check_stop=ctx.check_stop)
+    shards = int(ident.get("shards", 1))
+    if shards > 1:
+        check_shards(shards, [f.n_blocks for f in feeds], languages)
+    ranges = (shard_ranges([f.n_blocks for f in feeds], int(ctx.part["index"]), shards)
+              if ctx.part is not None else None)
+    if ranges is not None:  # one shard: its blocks of every language; the merge unit does the rest
+        checkpoint = StatsCheckpoint(ctx.checkpoint_dir / "stats", ident["checkpoint_every"],
+                                     {**fingerprint, "shard": [int(ctx.part["index"]), shards]},  # type: ignore[index]
+                                     stop_requested=lambda: ctx.stop_requested, check_stop=ctx.check_stop)
+    expected = [range_tokens(f, *r) for f, r in zip(feeds, ranges)] if ranges else [n_tokens] * len(feeds)
     order = {lang: i for i, lang in enumerate(languages)}
 
     def progress(lang: str, done: int, total: int) -> None:
         i = order[lang]
         ctx.progress(done, total, "tokens", label=lang, language_index=i, languages=len(languages),
-                     overall_done=i * n_tokens + done, overall_total=len(languages) * n_tokens)
+                     overall_done=sum(expected[:i]) + done, overall_total=sum(expected))
 
     meta = {"model": str(prov.get("model_id", cfg["model"]["id"])), "revision": str(prov.get("revision", "")),
             "hook": f"{prov.get('adapter', loaded.adapter.name)}: {loaded.adapter.hook}",
             "block_size": str(block), "seed": str(ctx.seed)}
-    stats = collect_stats(loaded.model, loaded.adapter, feeds, bins=int(ident["histogram_bins"]),
-                          batch_size=int(ident["batch_size"]), device=loaded.device, checkpoint=checkpoint,
-                          progress=progress, meta=meta, keep_hists=True)
+    if ranges is not None or shards == 1:
+        stats = collect_stats(loaded.model, loaded.adapter, feeds, bins=int(ident["histogram_bins"]),
+                              batch_size=int(ident["batch_size"]), device=loaded.device, checkpoint=checkpoint,
+                              progress=progress, meta=meta, keep_hists=True, ranges=ranges)
+    else:  # the merge unit: every shard's finished pass, added up
+        parts = [StatsCheckpoint(part_checkpoint_dir(ctx.home, ctx.study_id, ctx.stage, f"shard-{k + 1}-of-{shards}")
+                                 / "stats", ident["checkpoint_every"], {**fingerprint, "shard": [k, shards]})
+                 for k in range(shards)]
+        stats = merge_shards(parts, languages, meta, bos=feeds[0].bos, skip=feeds[0].skip)
+        ctx.log(f"merged the statistics of {shards} shards")
     if checkpoint.resumed_from is not None:
         r = checkpoint.resumed_from
         ctx.log(f"resumed from the checkpoint at {languages[min(r['language_index'], len(languages) - 1)]} "
                 f"block {r['next_block']}")
+    if ranges is not None:
+        ctx.log(f"shard {int(ctx.part['index']) + 1} of {shards}: blocks "  # type: ignore[index]
+                + ", ".join(f"{lang} {a}-{b - 1}" for lang, (a, b) in zip(languages, ranges)))
+        return
     params = params_for(method_name, ident)
     sets, details = identify(stats, method_name, params, ctx.seed)
     n_layers, d_ff = stats.n_layers, stats.d_ff

@@ -198,3 +198,36 @@ def create_study(store: Store, path: str | Path, warn: Optional[Callable[[str], 
                               seed=parsed.study.seed, trust_remote_code=parsed.model.trust_remote_code,
                               config=cfg, source_toml=text, source_path=str(Path(path).resolve()),
                               stages=protocol.stage_names)
+
+
+def set_shards(store: Store, study_ref: str | int, value: str) -> Optional[str]:
+    """`neuron-pilot run --shards N`: store [identify] shards = N with the study (its config, as if the study
+    file said so), so a resume uses the same N. Refused (BadInput, before any compute) when N is not a whole
+    number ≥ 1, does not fit the corpus, or differs from the N an identify that already started uses.
+    Returns a line saying what changed, or None when the study already had N."""
+    from sqlalchemy import text
+
+    from lab.store import StageState
+    from lab.study.studyfile import check_shards_fit
+
+    if not value.isdigit() or int(value) < 1:
+        raise BadInput(f"--shards takes a whole number of at least 1, not {value!r}; e.g. --shards 4")
+    n = int(value)
+    study = store.study(study_ref)
+    cfg = json.loads(study.config_json)
+    ident, corpus = cfg.setdefault("identify", {}), cfg["corpus"]
+    old = int(ident.get("shards", 1))
+    if n == old:
+        return None
+    run = next((r for r in store.stage_runs(int(study.id)) if r.stage == "identify"), None)  # type: ignore[arg-type]
+    if run is not None and run.state != StageState.pending:
+        raise BadInput(f"study {study.id}'s identify stage is {run.state.value} with shards = {old}; --shards {n} "
+                       f"applies only before identify starts: run without --shards, or create a new study")
+    try:
+        check_shards_fit(n, int(corpus["tokens_per_language"]), int(corpus["block_size"]), str(ident.get("method")))
+    except ValueError as exc:
+        raise BadInput(f"--shards {n}: {exc}") from None
+    ident["shards"] = n
+    with store.engine.begin() as conn:
+        conn.execute(text("UPDATE study SET config_json=:c WHERE id=:i"), {"c": json.dumps(cfg), "i": study.id})
+    return f"study {study.id}: [identify] shards = {n} (was {old}), stored with the study"

@@ -187,6 +187,9 @@ class IdentifySection(_Section):
     batch_size: int = Field(default=8, ge=1, le=65536)
     checkpoint_every: int = Field(default=16, ge=1, le=10**9)  # blocks between checkpoints
     histogram_bins: int = Field(default=2048, ge=16, le=65536)
+    # units the statistics pass is split into (each a disjoint part of every language's blocks), merged
+    # exactly; 1: one unit (docs/identify.md, "Sharded identification")
+    shards: int = Field(default=1, ge=1, le=4096)
 
 
 class InterventionSection(_Section):
@@ -314,8 +317,29 @@ class StudyFile(_Section):
     criteria: CriteriaSection = CriteriaSection()
     compute: ComputeSection = ComputeSection()
 
+    @model_validator(mode="after")
+    def _shards_fit(self) -> "StudyFile":
+        check_shards_fit(self.identify.shards, self.corpus.tokens_per_language, self.corpus.block_size,
+                         self.identify.method)
+        return self
+
     def normalised(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+
+def check_shards_fit(shards: int, tokens: int, block_size: int, method: str) -> None:
+    """Every shard needs at least one block of every language (a corpus of `tokens` tokens per language has
+    at least ⌈tokens / block_size⌉ blocks; the stage checks the exact count again), and
+    act_prob_90p_published does not merge."""
+    if shards <= 1:
+        return
+    blocks = -(-tokens // block_size)
+    if shards > blocks:
+        raise ValueError(f"shards = {shards} is more than the {blocks} blocks of tokens_per_language = {tokens} "
+                         f"(block_size {block_size}); use at most {blocks} shards")
+    if method == "act_prob_90p_published":
+        raise ValueError("shards > 1 cannot run act_prob_90p_published (its score sample counts tokens above a "
+                         "threshold from the threshold sample, which does not merge); use shards = 1 or another method")
 
 
 _STRICT_TYPES = {"int_type": "a whole number", "float_type": "a number", "bool_type": "true or false",
