@@ -15,6 +15,8 @@ import pytest
 from tests.helpers import write_study_toml
 
 from lab.core.events import WorkerExit
+from lab.run.executor import LocalUnit
+from lab.run.launcher import LAUNCHER_ENV
 from lab.run.worker import PAUSE_SECONDS_ENV, PAUSE_STAGE_ENV
 from lab.run.workers import StageWorker
 from lab.store import StageState, Store
@@ -35,9 +37,15 @@ def _paused_criteria(tmp_path: Path, model: Path, corpus: Path, monkeypatch: pyt
     return store, sid, worker
 
 
-def test_start_adopt_watch_and_cancel(tiny_llama_dir: Path, tiny_corpus_dir: Path, tmp_path: Path,
+@pytest.mark.parametrize("launch", ["warm launcher", "plain subprocess"])
+def test_start_adopt_watch_and_cancel(launch: str, tiny_llama_dir: Path, tiny_corpus_dir: Path, tmp_path: Path,
                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same through the suite's warm launcher (a unit forked from it, its exit status read from the file
+    the launcher writes) and through a plain subprocess (what users get)."""
+    if launch == "plain subprocess":
+        monkeypatch.delenv(LAUNCHER_ENV)
     store, sid, started = _paused_criteria(tmp_path, tiny_llama_dir, tiny_corpus_dir, monkeypatch)
+    assert isinstance(started.unit, LocalUnit) and started.unit.launched is (launch == "warm launcher")
     try:
         adopted = StageWorker.adopt(store, sid, "criteria")
         assert adopted is not None and adopted.pid == started.pid and adopted.is_alive()
