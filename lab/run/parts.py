@@ -1,8 +1,8 @@
 """A stage as several units: submit them (bounded, one per GPU here, or as a Slurm array), follow each, resubmit.
 
 A stage whose implementation names units (lab.stages.unit_parts: identify with `[identify] shards =
-N` runs `shard-1-of-N` ... `shard-N-of-N`) runs those first and then its own unit, which merges their
-results. Each unit is a worker process like any stage unit (`python -m lab.worker ... --unit NAME`)
+N` runs `shard-1-of-N` ... `shard-N-of-N`; evaluate with `[compute] max_parallel = N` runs
+`runs-1-of-N` ...) runs those first and then its own unit, which merges their results. Each unit is a worker process like any stage unit (`python -m lab.worker ... --unit NAME`)
 with its own files, named `STAGE.NAME` (unit input, event file, heartbeat, log), its own checkpoint
 folder (inside the stage's), ingest cursor and UnitRun row (job id, state, attempts). `follow_parts`
 submits the units that are not done yet (a done unit is never rerun while the stage resumes), at most

@@ -49,10 +49,16 @@ def load_all() -> Registry[Callable[..., None]]:
 def unit_parts(name: str, cfg: dict) -> list[str]:
     """The units a stage implementation runs as before its own (its merge) unit, from the study's config:
     none for most; `identify` with `[identify] shards = N` > 1 runs N shards (``shard-i-of-N``) whose
-    statistics its own unit merges. Read by the coordinator, so nothing here imports a stage module."""
+    statistics its own unit merges; `evaluate` with `[compute] max_parallel = N` > 1 runs N units
+    (``runs-i-of-N``) that score every N-th distinct (language, condition) run, and its own unit then
+    finds every run scored and summarises them (one bootstrap, as a sequential run). Read by the
+    coordinator, so nothing here imports a stage module."""
     if name == "identify":
         n = int((cfg.get("identify") or {}).get("shards", 1))
         return [f"shard-{i + 1}-of-{n}" for i in range(n)] if n > 1 else []
+    if name == "evaluate":  # [compute] max_parallel > 1: the (language, condition) runs fan out
+        n = int((cfg.get("compute") or {}).get("max_parallel", 1))
+        return [f"runs-{i + 1}-of-{n}" for i in range(n)] if n > 1 else []
     return []
 
 

@@ -56,7 +56,10 @@ def skipped_pairs(cfg: dict[str, Any], configs: dict[str, list[tuple[TaskRef, di
 
 
 def _checkpoint_path(ctx: StageContext, lang: str, recipe: Recipe) -> Any:
-    return ctx.checkpoint_dir / f"{lang}.{recipe.key}.json"
+    # one folder for the stage's own unit and its fan-out units (each run's file is written by one unit only)
+    folder = ctx.home.checkpoint_dir(ctx.study_id, ctx.stage)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{lang}.{recipe.key}.json"
 
 
 def _read_checkpoint(ctx: StageContext, lang: str, recipe: Recipe) -> Any:
@@ -205,6 +208,10 @@ def run(ctx: StageContext) -> None:
     models = ConditionModels(ctx, plan, slots, load_for_stage)
     conditions = conditions_of(slots)
     unique = list(dict.fromkeys((s.language, s.recipe) for s in slots))  # each runs once, serves every name
+    if ctx.part is not None:  # a fan-out unit ([compute] max_parallel > 1): every count-th run, then stop
+        mine = set(unique[int(ctx.part["index"])::int(ctx.part["count"])])
+        unique = [key for key in unique if key in mine]
+        slots = [s for s in slots if (s.language, s.recipe) in mine]
     found: dict[tuple[str, Recipe], list[TaskRun]] = {}
     first_name = {}
     for s in slots:
@@ -271,6 +278,9 @@ def run(ctx: StageContext) -> None:
                 ctx.progress(done, total, "runs", f"{label}: accuracy {acc:.3f}", force=True)
                 ctx.check_stop()
         lms = model = None  # free this model (a merged copy) before the next one is built
+    if ctx.part is not None:
+        ctx.log(f"scored {total} of the stage's distinct runs; the stage's own unit summarises them")
+        return
 
     results = {lang: {s.condition: found[(lang, s.recipe)] for s in slots if s.language == lang} for lang in languages}
     rows = summarise(results, targets, resamples=int(cfg["evaluate"].get("bootstrap", 2000)), seed=ctx.seed)
