@@ -14,7 +14,8 @@ from typing import Any, Callable, Optional
 from lab.core.errors import BadInput
 from lab.inputs.preflight import check_study_inputs
 from lab.store import Store, Study
-from lab.study.studyfile import load_study_file, memory_bytes
+from lab.study.model_section import memory_bytes
+from lab.study.studyfile import load_study_file
 from protocols import load_protocol
 
 

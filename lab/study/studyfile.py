@@ -10,20 +10,18 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from lab.core.errors import BadInput
 from lab.core.paths import PROJECT_ROOT
+from lab.study.compute_section import ComputeSection
+from lab.study.model_section import ModelSection
+from lab.study.section import Section as _Section
 
 LANG_CODE = re.compile(r"^[a-z]{2,3}(_[A-Za-z]{2,4})?$")
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-
-
-class _Section(BaseModel):
-    # strict: a boolean is not a number and "3" is not 3; no NaN or infinity in any float
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class StudySection(_Section):
@@ -32,105 +30,6 @@ class StudySection(_Section):
     seed: int = Field(default=0, ge=0, le=2**32 - 1)  # numpy and torch take 32-bit seeds
     description: str = ""
     decide: Literal["person", "rules"] = "person"  # who decides gates while a detached runner runs unwatched
-
-
-DEVICE_MAP_STRATEGIES = ("auto", "balanced", "balanced_low_0", "sequential")  # accelerate's placements
-_MODULE = re.compile(r"^([A-Za-z_][\w]*)?(\.[\w]+)*$")
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$")
-_SIZE_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
-               "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}
-
-
-def memory_bytes(size: str) -> Optional[int]:
-    """"10GiB" → bytes (accelerate's units: KB/MB/GB are powers of 10, KiB/MiB/GiB of 2); None when not a size."""
-    m = _SIZE.match(size)
-    if m is None or float(m.group(1)) <= 0:
-        return None
-    return int(float(m.group(1)) * _SIZE_UNITS[m.group(2)])
-
-
-def _placement_device(dev: Any, disk: bool) -> bool:
-    if isinstance(dev, bool):
-        return False
-    if isinstance(dev, int):
-        return 0 <= dev <= 1024
-    return isinstance(dev, str) and bool(re.fullmatch(r"\d{1,4}|cuda:\d{1,4}|cpu|mps" + ("|disk" if disk else ""), dev))
-
-
-class ModelSection(_Section):
-    id: str = Field(min_length=1)
-    revision: Optional[str] = None
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    device: str = "auto"
-    trust_remote_code: bool = False
-    gguf_file: Optional[str] = None  # when id is a folder holding several .gguf files
-    # a model larger than one device: accelerate places its layers (docs/finetune.md, README "Study file")
-    device_map: Optional[Union[Literal[DEVICE_MAP_STRATEGIES],
-                               dict[str, Union[int, str]]]] = None
-    max_memory: Optional[dict[str, str]] = Field(default=None, min_length=1, max_length=64)  # device → "10GiB"
-    offload_folder: Optional[str] = Field(default=None, min_length=1)  # where "disk" layers' weights go
-
-    @model_validator(mode="after")
-    def _half_on_cpu(self) -> "ModelSection":
-        if self.dtype == "float16" and self.device == "cpu":
-            raise ValueError("dtype float16 on device cpu is slow and overflows on CPU; use dtype = \"float32\" "
-                             "or \"bfloat16\" (or a CUDA device)")
-        return self
-
-    @field_validator("device_map", mode="before")
-    @classmethod
-    def _device_map_shape(cls, v: Any) -> Any:
-        """One plain message for every wrong shape (instead of one per member of the union)."""
-        if v is None or (isinstance(v, str) and v in DEVICE_MAP_STRATEGIES):
-            return v
-        if isinstance(v, dict):
-            for module, dev in v.items():
-                if not isinstance(dev, (str, int)) or isinstance(dev, bool):
-                    raise ValueError(f"device_map.{module or '(whole model)'} must be a GPU index or text like "
-                                     f"\"cpu\" or \"disk\", not {type(dev).__name__} {dev!r}")
-            return v
-        raise ValueError(f"must be one of {', '.join(repr(x) for x in DEVICE_MAP_STRATEGIES)} or a table of "
-                         f"module → device, not {type(v).__name__} {v!r}")
-
-    @model_validator(mode="after")
-    def _placement(self) -> "ModelSection":
-        if self.device_map is None:
-            if self.max_memory is not None or self.offload_folder is not None:
-                raise ValueError("max_memory and offload_folder only apply with device_map; add "
-                                 "device_map = \"auto\" or remove them")
-            return self
-        if self.device != "auto":
-            raise ValueError(f"device = {self.device!r} and device_map both say where the model goes; keep "
-                             f"device_map and remove device (or remove device_map)")
-        if isinstance(self.device_map, dict):
-            if not self.device_map:
-                raise ValueError("device_map is an empty table; name module → device, or use \"auto\"")
-            for module, dev in self.device_map.items():
-                if not _MODULE.match(module):
-                    raise ValueError(f"device_map key {module!r} is not a module name like \"model.layers.3\" "
-                                     f"(\"\" for the whole model)")
-                if not _placement_device(dev, disk=True):
-                    raise ValueError(f"device_map.{module or '(whole model)'} = {dev!r}; use a GPU index (0, 1, ...), "
-                                     f"\"cuda:N\", \"cpu\", \"mps\" or \"disk\"")
-        for dev, size in (self.max_memory or {}).items():
-            if not _placement_device(dev, disk=True):
-                raise ValueError(f"max_memory key {dev!r} is not a device; use \"0\", \"1\", ... (GPU index), "
-                                 f"\"cpu\", \"mps\" or \"disk\"")
-            if memory_bytes(size) is None:
-                raise ValueError(f"max_memory.{dev} = {size!r} is not a size like \"10GiB\" or \"500MB\"")
-        on_disk = (isinstance(self.device_map, dict) and "disk" in self.device_map.values()) or \
-            "disk" in (self.max_memory or {})
-        if on_disk and self.offload_folder is None:
-            raise ValueError("device_map or max_memory sends layers to \"disk\" but offload_folder is not set; "
-                             "add offload_folder = \"<a folder with room for them>\"")
-        return self
-
-    @field_validator("device")
-    @classmethod
-    def _device(cls, v: str) -> str:
-        if not re.fullmatch(r"auto|cpu|cuda|cuda:\d+|mps", v):
-            raise ValueError("device must be auto, cpu, cuda, cuda:N or mps")
-        return v
 
 
 class LanguagesSection(_Section):
@@ -229,80 +128,6 @@ class CriteriaSection(_Section):
     """Overrides of the protocol's gate thresholds, by gate key (e.g. min_gain_points = 2.0)."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
-
-
-_SLURM_NAME = re.compile(r"^[A-Za-z0-9_.,:@+-]+$")  # partition, account, qos (a partition may be a list: a,b)
-_SBATCH_KEY = re.compile(r"^[a-z][a-z0-9-]*$")
-# sbatch options the [compute] table names itself, or that submitit sets for neuron-pilot (the job's log
-# files, its name): not accepted in `extra`
-_EXTRA_RESERVED = {
-    "partition": "partition", "p": "partition", "account": "account", "qos": "qos", "q": "qos",
-    "constraint": "constraint", "mem": "mem_gb", "time": "time_min", "t": "time_min",
-    "gpus-per-node": "gpus", "gres": "gpus", "gpus": "gpus", "cpus-per-task": "cpus", "c": "cpus",
-    "output": None, "error": None, "o": None, "e": None, "open-mode": None, "job-name": None,
-    "array": None, "a": None, "wrap": None,
-}
-
-
-class ComputeSection(_Section):
-    """Where stage units run: this machine (local) or a Slurm cluster through submitit (docs/cluster.md)."""
-
-    executor: Literal["local", "slurm"] = "local"
-    partition: Optional[str] = Field(default=None, min_length=1, max_length=200)
-    gpus: Optional[int] = Field(default=None, ge=0, le=64)  # GPUs per job (one node)
-    cpus: Optional[int] = Field(default=None, ge=1, le=1024)  # CPUs per task
-    mem_gb: Optional[float] = Field(default=None, gt=0, le=65536)
-    time_min: Optional[int] = Field(default=None, ge=1, le=366 * 24 * 60)  # default: the partition's limit
-    account: Optional[str] = Field(default=None, min_length=1, max_length=200)
-    qos: Optional[str] = Field(default=None, min_length=1, max_length=200)
-    constraint: Optional[str] = Field(default=None, min_length=1, max_length=500)
-    setup: list[str] = Field(default_factory=list, max_length=100)  # shell lines run in the job before the worker
-    extra: dict[str, Any] = Field(default_factory=dict, max_length=50)  # further sbatch options
-    max_resubmits: int = Field(default=2, ge=0, le=100)  # after PREEMPTED / NODE_FAIL
-    max_parallel: int = Field(default=1, ge=1, le=1024)  # stage units in flight at once
-
-    @field_validator("partition", "account", "qos")
-    @classmethod
-    def _name(cls, v: Optional[str]) -> Optional[str]:
-        if v is not None and not _SLURM_NAME.match(v):
-            raise ValueError(f"{v!r} is not a Slurm name (letters, digits, _ . , : @ + -)")
-        return v
-
-    @field_validator("constraint")
-    @classmethod
-    def _constraint(cls, v: Optional[str]) -> Optional[str]:
-        if v is not None and any(ch.isspace() or not ch.isprintable() for ch in v):
-            raise ValueError(f"{v!r} has spaces or control characters; write it as Slurm does, e.g. \"a100&ib\"")
-        return v
-
-    @field_validator("setup")
-    @classmethod
-    def _setup(cls, v: list[str]) -> list[str]:
-        for line in v:
-            if any(ch in line for ch in "\n\r\0"):
-                raise ValueError("each setup entry is one shell line; split it into several entries")
-            if len(line) > 4000:
-                raise ValueError("a setup line is longer than 4000 characters; shorten it")
-        return v
-
-    @field_validator("extra", mode="before")
-    @classmethod
-    def _extra(cls, v: Any) -> Any:
-        if not isinstance(v, dict):
-            return v  # the strict dict check says what is wrong
-        for key, value in v.items():
-            if not isinstance(key, str) or not _SBATCH_KEY.match(key):
-                raise ValueError(f"extra key {key!r} is not an sbatch option name like \"mail-type\" (no leading --)")
-            if key in _EXTRA_RESERVED:
-                named = _EXTRA_RESERVED[key]
-                fix = f"use [compute] {named} instead" if named else "neuron-pilot sets it itself; remove it"
-                raise ValueError(f"extra.{key} is not allowed; {fix}")
-            if isinstance(value, bool) or not isinstance(value, (str, int)):
-                raise ValueError(f"extra.{key} must be text in quotes or a whole number, not "
-                                 f"{type(value).__name__} {value!r}; fix the value")
-            if isinstance(value, str) and any(ch in value for ch in "\n\r\0"):
-                raise ValueError(f"extra.{key} has a line break; write it on one line")
-        return v
 
 
 class StudyFile(_Section):

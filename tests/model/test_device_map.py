@@ -163,7 +163,8 @@ def test_placement_keys_are_strict(lines: str, match: str) -> None:
 
 
 def test_placement_keys_accepted() -> None:
-    from lab.study.studyfile import memory_bytes, parse_study
+    from lab.study.model_section import memory_bytes
+    from lab.study.studyfile import parse_study
 
     m = parse_study(BASE + 'device_map = "auto"\nmax_memory = {"0" = "10GiB", cpu = "30GB"}').model
     assert m.device_map == "auto" and m.max_memory == {"0": "10GiB", "cpu": "30GB"}
