@@ -51,14 +51,18 @@ def unit_parts(name: str, cfg: dict) -> list[str]:
     none for most; `identify` with `[identify] shards = N` > 1 runs N shards (``shard-i-of-N``) whose
     statistics its own unit merges; `evaluate` with `[compute] max_parallel = N` > 1 runs N units
     (``runs-i-of-N``) that score every N-th distinct (language, condition) run, and its own unit then
-    finds every run scored and summarises them (one bootstrap, as a sequential run). Read by the
+    finds every run scored and summarises them (one bootstrap, as a sequential run); a fine-tune `intervene`
+    with `max_parallel = N` > 1 runs N units (``variants-i-of-N``) that train every N-th adapter, and its own
+    unit finds them trained and writes the plan and artifacts. Read by the
     coordinator, so nothing here imports a stage module."""
     if name == "identify":
         n = int((cfg.get("identify") or {}).get("shards", 1))
         return [f"shard-{i + 1}-of-{n}" for i in range(n)] if n > 1 else []
+    n = int((cfg.get("compute") or {}).get("max_parallel", 1))
     if name == "evaluate":  # [compute] max_parallel > 1: the (language, condition) runs fan out
-        n = int((cfg.get("compute") or {}).get("max_parallel", 1))
         return [f"runs-{i + 1}-of-{n}" for i in range(n)] if n > 1 else []
+    if name == "intervene" and (cfg.get("intervention") or {}).get("kind") == "finetune":  # the adapters fan out
+        return [f"variants-{i + 1}-of-{n}" for i in range(n)] if n > 1 else []
     return []
 
 

@@ -106,6 +106,8 @@ def run(ctx: StageContext) -> None:
     cfg = ctx.cfg
     if cfg["intervention"]["kind"] == "finetune":  # train the adapters instead (docs/finetune.md)
         plan = run_finetune_intervention(ctx)
+        if ctx.part is not None:  # a fan-out unit: its adapters are trained; the stage's own unit writes the plan
+            return
         ctx.log(f"fine-tuned {len(plan['variants'])} adapters: {', '.join(v['name'] for v in plan['variants'])}")
         return
     kind = cfg["intervention"]["value"]
@@ -195,6 +197,8 @@ def run_finetune_intervention(ctx: Any) -> dict[str, Any]:
     identified = ctx.read_json("identify", "neurons.json")["languages"]
     control = ctx.read_json("identify", "control.json")["languages"]
     runs = finetune_runs(cfg, identified, control)
+    if ctx.part is not None:  # a fan-out unit ([compute] max_parallel > 1): every count-th adapter only
+        runs = runs[int(ctx.part["index"])::int(ctx.part["count"])]
     texts, sources = english_training_texts(cfg)
     settings_cfg = {**cfg["intervention"], "block_size": int(cfg["corpus"].get("block_size", 128))}
     settings = TrainSettings.from_cfg(settings_cfg)
@@ -221,12 +225,18 @@ def run_finetune_intervention(ctx: Any) -> dict[str, Any]:
 
         # SIGTERM: at the next training step (the training copy inherits the hook), from the last step checkpoint
         with stop_at_next_forward(ctx, loaded.model, f"training {name}"):
-            result = train_condition(loaded, chosen, cond, blocks, settings_cfg, ctx.checkpoint_dir / name,
+            # one folder for the stage's own unit and its fan-out units: an adapter a unit finished is found
+            # there (same fingerprint) and not trained again
+            result = train_condition(loaded, chosen, cond, blocks, settings_cfg,
+                                     ctx.home.checkpoint_dir(ctx.study_id, ctx.stage) / name,
                                      ctx.seed, progress, lambda: ctx.stop_requested, control=ctrl)
         if not result.finished:
             ctx.check_stop()
             raise RuntimeError(f"{name} stopped at step {result.steps_done} without a stop request")
         assert result.adapter_dir is not None
+        if ctx.part is not None:
+            ctx.log(f"trained {name}")
+            continue
         for fname in ADAPTER_FILES:
             src = result.adapter_dir / fname
             ctx.write_artifact(f"adapters/{name}/{fname}", lambda tmp, _src=src: shutil.copyfile(_src, tmp))
@@ -245,8 +255,9 @@ def run_finetune_intervention(ctx: Any) -> dict[str, Any]:
         metrics.append(dict(name="finetune_final_loss", value=result.final_loss or 0.0, language=lang, condition=cond))
         metrics.append(dict(name="finetune_trainable_parameters", value=result.trainable_parameters, language=lang,
                             condition=cond))
-    ctx.write_json("intervention.json", plan)
-    ctx.metrics(metrics)
+    if ctx.part is None:  # a fan-out unit leaves the plan, the artifacts and the metrics to the stage's own unit
+        ctx.write_json("intervention.json", plan)
+        ctx.metrics(metrics)
     ctx.progress(total, total, "steps", "done")
     return plan
 
