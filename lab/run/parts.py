@@ -150,7 +150,8 @@ class PartsFollower:
                     outcome[name] = ended
                     self.live.pop(name, None)
                     self.gpu_of.pop(name, None)
-            self._progress(stage, names)
+            if check:  # the stage row's progress at the executor's pace, not at every ingest
+                self._progress(stage, names)
             time.sleep(INGEST_SECONDS)
         return self._verdict(stage, names, outcome)
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
-import socket
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Sequence
@@ -20,7 +18,7 @@ from lab.core.errors import BadInput
 from lab.core.filesystems import journal_mode
 from lab.core.paths import Home, busy_timeout_ms
 from lab.store import health
-from lab.store.leases import LeaseMixin, pid_alive
+from lab.store.leases import LeaseMixin, pid_alive  # noqa: F401  (pid_alive: re-exported)
 from lab.store.tables import (
     Artifact,
     Decision,
@@ -28,14 +26,12 @@ from lab.store.tables import (
     LogLine,
     Metric,
     StageRun,
-    StageState,
     Study,
     UnitRun,
     utcnow,
 )
-from lab.store.units import UnitsMixin
+from lab.store.units import STALE_HEARTBEAT, UnitsMixin  # noqa: F401  (STALE_HEARTBEAT: re-exported)
 
-STALE_HEARTBEAT = dt.timedelta(seconds=30)
 
 
 def _migration_1(conn: Any) -> None:
@@ -262,33 +258,6 @@ class Store(LeaseMixin, UnitsMixin):
             else:
                 conn.execute(text("UPDATE stagerun SET heartbeat_at=:t, progress_json=:p WHERE study_id=:s AND stage=:g"),
                              {"t": utcnow(), "p": json.dumps(progress), "s": study_id, "g": stage})
-
-    def mark_stale(self, study_id: int, *, stale_after: dt.timedelta = STALE_HEARTBEAT) -> list[str]:
-        """Stages marked running whose worker is gone (dead pid here, or silent heartbeat) → interrupted."""
-        marked = []
-        now = utcnow()
-        host = socket.gethostname()
-        units_gone = self.mark_stale_units(study_id, stale_after)  # a stage that runs as several units
-        busy = {r.stage for r in self.unit_runs(study_id) if r.state == StageState.running}
-        for run in self.stage_runs(study_id):
-            if run.state != StageState.running or run.stage in busy:
-                continue  # units still running: the stage is alive
-            if run.stage in units_gone and not run.job_id:
-                self.update_stage(study_id, run.stage, state=StageState.interrupted, pid=None,
-                                  error="its units stopped without finishing (killed or lost); run again to resume")
-                marked.append(run.stage)
-                continue
-            if run.executor != "local":
-                continue  # a cluster job's liveness is the scheduler's to say (the coordinator asks it)
-            if run.host == host:  # this machine: the pid says it (a worker still importing has no beat yet)
-                gone = not pid_alive(run.pid)
-            else:  # another machine's worker: only its heartbeat (ingested from its beat file) can say
-                gone = run.heartbeat_at is None or now - run.heartbeat_at > stale_after
-            if gone:
-                self.update_stage(study_id, run.stage, state=StageState.interrupted, pid=None,
-                                  error="worker stopped without finishing (killed or lost); run again to resume")
-                marked.append(run.stage)
-        return marked
 
     def ingest(self, study_id: int, stage: str) -> list[Any]:
         """Apply a stage unit's new events (its event file past the cursor) to the rows: lab.store.ingest."""

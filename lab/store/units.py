@@ -1,4 +1,4 @@
-"""The rows of a stage's several units (UnitRun, schema v3): read, update, reset, ingest, mark stale."""
+"""Stale stages, and the rows of a stage's several units (UnitRun, schema v3): read, update, reset, ingest."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from sqlmodel import select
 
 from lab.core.paths import Home
 from lab.store.leases import pid_alive
-from lab.store.tables import StageState, UnitRun, utcnow
+from lab.store.tables import StageRun, StageState, UnitRun, utcnow
+
+STALE_HEARTBEAT = dt.timedelta(seconds=30)
 
 
 def unit_key(stage: str, unit: str) -> str:
@@ -28,6 +30,39 @@ class UnitsMixin:
 
     def session(self) -> Any:  # pragma: no cover - Store defines it
         raise NotImplementedError
+
+    def stage_runs(self, study_id: int) -> list[StageRun]:  # pragma: no cover - Store defines it
+        raise NotImplementedError
+
+    def update_stage(self, study_id: int, stage: str, **fields: Any) -> StageRun:  # pragma: no cover - Store's
+        raise NotImplementedError
+
+    def mark_stale(self, study_id: int, *, stale_after: dt.timedelta = STALE_HEARTBEAT) -> list[str]:
+        """Stages marked running whose worker is gone (dead pid here, or silent heartbeat) → interrupted."""
+        marked = []
+        now = utcnow()
+        host = socket.gethostname()
+        units_gone = self.mark_stale_units(study_id, stale_after)  # a stage that runs as several units
+        busy = {r.stage for r in self.unit_runs(study_id) if r.state == StageState.running}
+        for run in self.stage_runs(study_id):
+            if run.state != StageState.running or run.stage in busy:
+                continue  # units still running: the stage is alive
+            if run.stage in units_gone and not run.job_id:
+                self.update_stage(study_id, run.stage, state=StageState.interrupted, pid=None,
+                                  error="its units stopped without finishing (killed or lost); run again to resume")
+                marked.append(run.stage)
+                continue
+            if run.executor != "local":
+                continue  # a cluster job's liveness is the scheduler's to say (the coordinator asks it)
+            if run.host == host:  # this machine: the pid says it (a worker still importing has no beat yet)
+                gone = not pid_alive(run.pid)
+            else:  # another machine's worker: only its heartbeat (ingested from its beat file) can say
+                gone = run.heartbeat_at is None or now - run.heartbeat_at > stale_after
+            if gone:
+                self.update_stage(study_id, run.stage, state=StageState.interrupted, pid=None,
+                                  error="worker stopped without finishing (killed or lost); run again to resume")
+                marked.append(run.stage)
+        return marked
 
     def unit_runs(self, study_id: int, stage: Optional[str] = None) -> list[UnitRun]:
         with self.session() as s:

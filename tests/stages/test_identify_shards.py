@@ -236,3 +236,27 @@ def test_cli_run_shards_bad_value_exits_2_with_one_line(tmp_path: Path) -> None:
     res = subprocess.run([sys.executable, "-m", "lab.cli", "run", "1", "--headless", "--shards", "0",
                           "--home", str(tmp_path / "home")], capture_output=True, text=True, timeout=120, cwd=ROOT_DIR)
     assert res.returncode == 2 and res.stderr.strip().count("\n") == 0 and "--shards" in res.stderr, res.stderr
+
+
+def test_a_stage_stays_running_while_a_unit_lives_and_is_interrupted_once_all_are_gone(tmp_path: Path) -> None:
+    """mark_stale (what status, the TUI and a new runner do first): a sharded stage has no worker of its own
+    while its units run, so its liveness is theirs."""
+    store, sid = make(tmp_path / "home", demo_toml(tmp_path / "s.toml", 2))
+    store.update_stage(sid, "identify", state=StageState.running, executor="local", job_id=None, pid=None)
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], start_new_session=True)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    try:
+        for k, proc in ((1, live), (2, dead)):
+            store.update_unit(sid, "identify", f"shard-{k}-of-2", state=StageState.running, executor="local",
+                              job_id=str(proc.pid), pid=proc.pid, host=os.uname().nodename)
+        assert store.mark_stale(sid) == []
+        rows = {r.unit: r.state for r in store.unit_runs(sid, "identify")}
+        assert rows == {"shard-1-of-2": StageState.running, "shard-2-of-2": StageState.interrupted}
+        assert store.stage_run(sid, "identify").state == StageState.running
+        live.kill()
+        live.wait()
+        assert store.mark_stale(sid) == ["identify"]
+        assert store.stage_run(sid, "identify").state == StageState.interrupted
+    finally:
+        live.kill()
