@@ -160,11 +160,12 @@ def check_shards_fit(shards: int, tokens: int, block_size: int, method: str) -> 
         return
     blocks = -(-tokens // block_size)
     if shards > blocks:
-        raise ValueError(f"shards = {shards} is more than the {blocks} blocks of tokens_per_language = {tokens} "
-                         f"(block_size {block_size}); use at most {blocks} shards")
+        raise ValueError(f"[identify] shards = {shards} is more than the {blocks} blocks of [corpus] "
+                         f"tokens_per_language = {tokens} (block_size {block_size}); use at most {blocks} shards")
     if method == "act_prob_90p_published":
-        raise ValueError("shards > 1 cannot run act_prob_90p_published (its score sample counts tokens above a "
-                         "threshold from the threshold sample, which does not merge); use shards = 1 or another method")
+        raise ValueError("[identify] shards > 1 cannot run act_prob_90p_published (its score sample counts tokens "
+                         "above a threshold from the threshold sample, which does not merge); use shards = 1 or "
+                         "another method")
 
 
 _STRICT_TYPES = {"int_type": "a whole number", "float_type": "a number", "bool_type": "true or false",
