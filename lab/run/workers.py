@@ -128,13 +128,20 @@ class StageWorker:
 
     @classmethod
     def running(cls, store: Store, study_id: int) -> list["StageWorker"]:
-        """Every live unit of the study (after `recover`)."""
+        """Every live unit of the study (after `recover`), each running unit of a stage that runs as several
+        included (under its stage's name: following it shows the stage, cancelling it stops that unit)."""
         recover(store, study_id)
         out = []
         for run in store.stage_runs(study_id):
-            unit = reattach(store, run) if run.state == StageState.running else None
+            if run.state != StageState.running:
+                continue
+            unit = reattach(store, run)
             if unit is not None:
                 out.append(cls(store, study_id, run.stage, unit))
+            for part in store.unit_runs(study_id, run.stage):
+                handle = reattach(store, part) if part.state == StageState.running else None
+                if handle is not None:
+                    out.append(cls(store, study_id, run.stage, handle))
         return out
 
     @property
