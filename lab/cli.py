@@ -358,7 +358,7 @@ def cmd_cluster(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from lab.bench import run_bench  # imported here: the benchmark's module is only needed by this command
+    from lab.bench.overhead import run_bench  # imported here: the benchmark's module is only needed by this command
 
     return run_bench(args)
 

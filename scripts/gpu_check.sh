@@ -43,13 +43,13 @@ print(f"peak device memory {r['peak_device_memory_bytes'] / 2**30:.2f} GiB; stat
       f"{r['stats_state_languages']} languages {r['stats_state_bytes'] / 2**30:.2f} GiB ({r['histogram_bins']} bins)")
 mfu = r.get("mfu")
 print("MFU (bf16 peak of %s): plain %.1f%%, stats %.1f%%" % (r["device_name"], 100 * mfu["plain"], 100 * mfu["stats"])
-      if mfu else "MFU: device not in lab/bench.py's BF16_PEAK table")
+      if mfu else "MFU: device not in lab/bench/overhead.py's BF16_PEAK table")
 EOF
 
 echo "== host synchronisations in the statistics pass (must not grow with the number of batches)"
 timeout 120 "$PY" - "$MODEL" <<'EOF'
 import sys, warnings, torch
-from lab.bench import load_bench_model
+from lab.bench.overhead import load_bench_model
 from lab.inputs.corpus import BlockFeed
 from lab.neurons.collect import collect_stats
 

@@ -42,7 +42,7 @@ def test_bench_json_has_the_design_shape(tiny_llama_dir: Path, capsys: pytest.Ca
 
 
 def test_flops_per_token_and_the_bf16_peak_table() -> None:
-    from lab.bench import bf16_peak, forward_flops_per_token, random_llama
+    from lab.bench.overhead import bf16_peak, forward_flops_per_token, random_llama
 
     model = random_llama("tiny", torch.device("cpu"), torch.float32)
     layers = sum(p.numel() for n, p in model.named_parameters() if "layers." in n and p.dim() > 1)
@@ -65,7 +65,7 @@ def test_unknown_preset_is_bad_input(capsys: pytest.CaptureFixture[str]) -> None
 @pytest.mark.slow
 def test_ten_times_the_tokens_does_not_raise_peak_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from tests.helpers import build_tiny_llama
-    from lab.bench import memory_check
+    from lab.bench.memory import memory_check
 
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     model = build_tiny_llama(tmp_path / "wide", d_ff=1024)  # 2 x 1024 neurons: stored activations would show

@@ -22,21 +22,15 @@ with several threads it includes their spin-waiting). Threads follow torch's def
 config (``random:default`` ~60M parameters, compute-dominated on a CPU; ``random:1b`` ~1.2B for a
 GPU). Without ``--model`` the default is ``random:default``.
 
-Memory (``python -m lab.bench memory --model DIR --tokens N [--factor 10]``): runs the real
-statistics pass (corpus feed → collect_stats) in fresh subprocesses over N and factor·N tokens of a
-generated one-language corpus and prints both peak RSS figures (``resource.getrusage``).
+Memory and the identify stage at 8B shape: lab/bench/memory.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
@@ -298,147 +292,3 @@ def run_bench(args: argparse.Namespace) -> int:
         print(f"(fastest passes: stats x{b['stats']:.3f}, intervention x{b['intervention']:.3f}; "
               f"process CPU time: stats x{c['stats']:.3f}, intervention x{c['intervention']:.3f})")
     return 0
-
-
-# ---- memory --------------------------------------------------------------------------------------
-
-def _probe(model_dir: str, tokens: int, corpus: str) -> dict[str, Any]:
-    """In this (fresh) process: one real statistics pass over `tokens` tokens, then peak RSS."""
-    from lab.neurons.collect import collect_stats
-    from lab.inputs.corpus import corpus_feed
-    from lab.model.loading import load_model
-
-    loaded = load_model({"id": model_dir, "device": "cpu", "dtype": "float32"})
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    feed = corpus_feed(loaded.tokenizer, corpus, "xx", tokens, BLOCK, seed=0)
-    t0 = time.perf_counter()
-    stats = collect_stats(loaded.model, loaded.adapter, [feed], batch_size=BATCH_BLOCKS)
-    return {"tokens": int(stats.tokens[0]), "seconds": time.perf_counter() - t0, "maxrss_kb_after_load": before,
-            "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
-
-
-def write_probe_corpus(folder: Path, lines: int) -> Path:
-    """A one-language corpus (`xx.txt`) of varied generated sentences."""
-    words = ("river stone light green window quiet market sing under before paper across yellow sleep "
-             "mountain garden slowly twelve bridge letter open winter friend carry").split()
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "xx.txt", "w", encoding="utf-8") as fh:
-        for i in range(lines):
-            fh.write(" ".join(words[(i * 7 + j * j) % len(words)] for j in range(12 + i % 9)) + ".\n")
-    return folder
-
-
-def memory_check(model_dir: str, tokens: int, factor: int = 10) -> dict[str, Any]:
-    """Peak RSS of the statistics pass over `tokens` and factor·`tokens` tokens, each in a fresh process."""
-    with tempfile.TemporaryDirectory() as tmp:
-        corpus = write_probe_corpus(Path(tmp), lines=max(200, tokens * factor // 8))
-        runs = []
-        for n in (tokens, tokens * factor):
-            cmd = [sys.executable, "-m", "lab.bench", "probe", "--model", model_dir, "--tokens", str(n),
-                   "--corpus", str(corpus)]
-            res = subprocess.run(cmd, capture_output=True, text=True, check=True, env={**os.environ})
-            runs.append(json.loads(res.stdout.strip().splitlines()[-1]))
-    small, large = runs
-    return {"small": small, "large": large, "factor": factor,
-            "growth_kb": large["maxrss_kb"] - small["maxrss_kb"],
-            "growth_ratio": large["maxrss_kb"] / small["maxrss_kb"]}
-
-
-DEMO_LANGUAGES = ("en", "fr", "de", "sw", "hi", "ur")
-DEMO_TOKENIZER = Path(__file__).resolve().parent.parent / "examples" / "models" / "tiny-polyglot"
-
-
-def identify_check(model_spec: str, corpus: str, tokens: int, *, languages: Sequence[str] = DEMO_LANGUAGES,
-                   targets: Sequence[str] = ("sw", "ur"), bins: int = 2048, block: int = BLOCK,
-                   batch_size: int = BATCH_BLOCKS, checkpoint_every: int = 16, seed: int = 0) -> dict[str, Any]:
-    """The identify stage's work in this process, step by step: the statistics pass (with checkpoints), LAPE,
-    the random control, the exact P10/P90 pass for the targets' neurons, the artifact. Reports the seconds,
-    the statistics state, the largest checkpoint and the peak resident memory (``resource.getrusage``).
-    A ``random:`` model uses the demo model's tokenizer (``random:8b-shape`` has its vocabulary)."""
-    from lab.inputs.corpus import corpus_feed
-    from lab.model.adapters import adapter_for
-    from lab.model.loading import load_model
-    from lab.neurons.collect import StatsCheckpoint, refine_quantiles
-    from lab.neurons.identify import identify, params_for
-    from lab.neurons.sets import random_like
-
-    def rss() -> int:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-    if model_spec.startswith("random:"):
-        tokenizer = load_model({"id": str(DEMO_TOKENIZER), "device": "cpu", "dtype": "float32"}).tokenizer
-        model = random_llama(model_spec.split(":", 1)[1], torch.device("cpu"), torch.float32)
-        adapter = adapter_for(model)
-    else:
-        loaded = load_model({"id": model_spec, "device": "cpu", "dtype": "float32"},
-                            "gguf" if model_spec.endswith(".gguf") else "local")
-        tokenizer, model, adapter = loaded.tokenizer, loaded.model, loaded.adapter
-    out: dict[str, Any] = {"model": model_spec, "parameters": sum(p.numel() for p in model.parameters()),
-                           "n_layers": adapter.n_layers(model), "d_ff": adapter.d_ff(model),
-                           "languages": list(languages), "tokens_per_language": tokens, "threads": torch.get_num_threads(),
-                           "peak_rss_bytes_after_load": rss()}
-    feeds = [corpus_feed(tokenizer, corpus, lang, tokens, block, seed) for lang in languages]
-    seconds: dict[str, float] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        cp = StatsCheckpoint(Path(tmp) / "cp", checkpoint_every, {"bench": model_spec})
-        biggest = [0]
-
-        def on_save(info: dict[str, Any]) -> None:
-            biggest[0] = max(biggest[0], (Path(tmp) / "cp" / info["file"]).stat().st_size)
-        cp.on_save = on_save
-        t0 = time.perf_counter()
-        stats = collect_stats(model, adapter, feeds, bins=bins, batch_size=batch_size, checkpoint=cp, keep_hists=True)
-        seconds["statistics_pass"] = time.perf_counter() - t0
-        out["peak_rss_bytes_after_pass"] = rss()
-        t0 = time.perf_counter()
-        sets, _ = identify(stats, "lape", params_for("lape", {"top_rate": 0.01, "filter_rate": 0.95,
-                                                              "activation_bar_ratio": 0.95}), seed)
-        control = random_like(sets, stats.n_layers, stats.d_ff, seed)
-        seconds["identify_and_control"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        exact = refine_quantiles(model, adapter, [f for f in feeds if f.lang in targets], stats,
-                                 {lang: sets[lang] + control[lang] for lang in targets}, batch_size=batch_size)
-        seconds["exact_quantile_pass"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        stats.save(Path(tmp) / "activation_stats.safetensors")
-        seconds["artifact"] = time.perf_counter() - t0
-        out["artifact_bytes"] = (Path(tmp) / "activation_stats.safetensors").stat().st_size
-        out["checkpoint_bytes_max"] = biggest[0]
-        out["checkpoint_saves"] = cp.saves
-    out.update({"histogram_bins": stats.bins, "stats_state_bytes": stats.state_bytes, "seconds": seconds,
-                "seconds_total": sum(seconds.values()), "neurons": {lang: len(sets[lang]) for lang in languages},
-                "exact_quantiles": exact, "quantile_bound_max": float(stats.hist_width.max()),
-                "peak_rss_bytes": rss()})
-    return out
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m lab.bench", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("memory", help="peak RSS of the statistics pass at N and factor*N tokens")
-    p.add_argument("--model", required=True)
-    p.add_argument("--tokens", type=int, default=4096)
-    p.add_argument("--factor", type=int, default=10)
-    p = sub.add_parser("identify", help="the identify stage's steps in this process: seconds, state, checkpoint, "
-                                        "peak RSS (e.g. --model random:8b-shape)")
-    p.add_argument("--model", default="random:8b-shape")
-    p.add_argument("--corpus", default="examples/corpora")
-    p.add_argument("--tokens", type=int, default=2048)
-    p.add_argument("--bins", type=int, default=2048)
-    p = sub.add_parser("probe", help="(internal) one statistics pass, prints peak RSS as JSON")
-    p.add_argument("--model", required=True)
-    p.add_argument("--tokens", type=int, required=True)
-    p.add_argument("--corpus", required=True)
-    args = ap.parse_args(argv)
-    if args.cmd == "probe":
-        print(json.dumps(_probe(args.model, args.tokens, args.corpus)))
-    elif args.cmd == "identify":
-        print(json.dumps(identify_check(args.model, args.corpus, args.tokens, bins=args.bins), indent=1))
-    else:
-        print(json.dumps(memory_check(args.model, args.tokens, args.factor), indent=1))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
