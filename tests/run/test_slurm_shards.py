@@ -49,7 +49,9 @@ def test_shards_run_as_a_slurm_job_array_and_merge_to_the_local_result(
     assert merge.state == StageState.done and merge.executor == "slurm" and merge.job_id not in arrays
 
     ref, got = _outputs(local, lsid), _outputs(store, sid)
-    for name in ("act_count", "tokens", "act_p10", "act_p90", "threshold_pooled90", "above_pooled90"):
+    for name in ("act_count", "tokens", "threshold_pooled90", "above_pooled90"):
         assert torch.equal(ref[0].tensors()[name], got[0].tensors()[name]), name
+    for name in ("act_p10", "act_p90"):  # exact quantiles are activations computed in other processes: last bits
+        assert torch.allclose(ref[0].tensors()[name], got[0].tensors()[name], rtol=0, atol=1e-6), name
     assert torch.allclose(ref[0].sum, got[0].sum, rtol=1e-4, atol=1e-3)
     assert got[1] == ref[1] and got[2] == ref[2]

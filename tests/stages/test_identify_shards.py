@@ -24,6 +24,9 @@ TOKENS = 1024  # 9 blocks of 128 (a BOS and 127 text tokens) per language: 3 per
 # float64 sums of float32 batch sums: shards cut the batches elsewhere, so act_sum agrees to float32
 # rounding of each batch's sum, not bit for bit; everything integer (and all that follows from it) is identical
 SUM_RTOL, SUM_ATOL = 1e-4, 1e-3
+# exact quantiles are activation values: computed in another process they may differ in the last bits (BLAS
+# kernels can depend on memory alignment), so a comparison across processes allows this much
+QUANTILE_ATOL = 1e-6
 NOT_MERGED = ("threshold_90p", "above_90p", "tokens_90p")  # act_prob_90p_published's samples: not in a sharded run
 
 
@@ -85,7 +88,8 @@ def outputs(store: Store, sid: int) -> tuple[ActivationStats, dict, dict]:
             json.loads((folder / "control.json").read_text())["languages"])
 
 
-def assert_same(got: tuple[ActivationStats, dict, dict], ref: tuple[ActivationStats, dict, dict]) -> None:
+def assert_same(got: tuple[ActivationStats, dict, dict], ref: tuple[ActivationStats, dict, dict],
+                other_process: bool = False) -> None:
     a, b = ref[0].tensors(), got[0].tensors()
     assert set(a) == set(b)
     for name in a:
@@ -93,6 +97,8 @@ def assert_same(got: tuple[ActivationStats, dict, dict], ref: tuple[ActivationSt
             continue
         if name in ("act_sum", "act_mean"):
             assert torch.allclose(a[name], b[name], rtol=SUM_RTOL, atol=SUM_ATOL), name
+        elif other_process and name in ("act_p10", "act_p90"):
+            assert torch.allclose(a[name], b[name], rtol=0, atol=QUANTILE_ATOL), name
         else:  # counts, tokens, histogram quantiles (exact after refine), pooled P90 and counts above it
             assert torch.equal(a[name], b[name]), name
     assert torch.isnan(b["threshold_90p"]).all() and not b["above_90p"].any() and not b["tokens_90p"].any()
@@ -181,7 +187,7 @@ def test_a_killed_shard_alone_resumes_from_its_checkpoint(tmp_path: Path, refere
               f"block {killed_at['next_block']}"
     assert resumed in logs, logs
     assert sum("resumed from the checkpoint" in m for m in logs) == 1
-    assert_same(outputs(store, sid), reference)
+    assert_same(outputs(store, sid), reference, other_process=True)  # worker processes vs this one
 
 
 def test_cancel_reaches_every_running_unit_of_a_sharded_stage(tmp_path: Path) -> None:
