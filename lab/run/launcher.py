@@ -4,9 +4,10 @@ each local stage unit from there, instead of a fresh interpreter paying those im
 The test suite starts one per test process and names its socket in NEURON_PILOT_UNIT_LAUNCHER, which
 every runner it starts (in-process, the CLI, the TUI's background runner) inherits; LocalExecutor then
 asks the launcher for each unit and falls back to a plain subprocess when none answers. A forked unit is
-what a subprocess would be: its own session, the command's environment and working folder, stdout and
-stderr appended to its log, `python -m lab.worker ...` run as __main__. The launcher never runs torch
-itself (so forking it is safe), reaps its children, and writes each one's exit status beside its log
+what a subprocess would be: its own session, the command's environment and working folder (its
+OMP_NUM_THREADS applied to torch, which read it at import), stdout and stderr appended to its log,
+`python -m lab.worker ...` run as __main__. The launcher never runs torch itself (so forking it is
+safe), reaps its children, and writes each one's exit status beside its log
 (`STAGE.out.exit`: "pid code") for LocalUnit.status to read, as Popen.poll() would give it.
 
 Usage (tests/conftest.py): `python -m lab.run.launcher SOCKET`.
@@ -78,6 +79,10 @@ def _child(request: dict) -> None:
         os.dup2(log_fd, 2)
         sys.stdout = open(1, "w", buffering=1, closefd=False)
         sys.stderr = open(2, "w", buffering=1, closefd=False)
+        threads = request["env"].get("OMP_NUM_THREADS", "")
+        if threads.isdigit() and int(threads) > 0:  # read by torch at import, which the launcher did already
+            import torch
+            torch.set_num_threads(int(threads))
         sys.argv = ["lab.worker", *request["argv"]]
         sys.path[0:0] = [p for p in request["env"].get("PYTHONPATH", "").split(os.pathsep) if p] + [request["cwd"]]
         import runpy
@@ -101,6 +106,7 @@ def serve(path: str) -> None:
     """Preload, listen on `path`, fork a unit per request, reap children; ends when stdin closes (its
     parent, the test session, is gone) or on SIGTERM."""
     import importlib
+    os.environ.pop("OMP_NUM_THREADS", None)  # torch's default here; each unit sets its own from its environment
     for name in PRELOAD:
         importlib.import_module(name)
     logs: dict[int, str] = {}

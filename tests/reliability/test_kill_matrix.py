@@ -333,7 +333,7 @@ def test_sigkill_of_the_headless_runner_the_stage_goes_on_and_the_next_run_waits
     """The runner dies; its worker (own session) keeps running. The next run takes over the dead
     runner's lease, sees the live worker, waits for it instead of starting a second one, and goes on."""
     store, sid, procs = paused_criteria
-    runner = _cli_run(store, sid, **{PAUSE_STAGE_ENV: "criteria", PAUSE_SECONDS_ENV: "4"})
+    runner = _cli_run(store, sid, **{PAUSE_STAGE_ENV: "criteria", PAUSE_SECONDS_ENV: "10"})
     procs.append(runner)
     wpid = _wait_running(store, sid, "criteria", runner)
     runner.send_signal(signal.SIGKILL)
