@@ -14,7 +14,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any
+from typing import Any, Optional
 
 
 class WorkerExit(IntEnum):
@@ -28,6 +28,17 @@ class WorkerExit(IntEnum):
 
 KINDS = ("started", "progress", "metric", "artifact", "log", "done", "error", "interrupted")
 TERMINAL = ("done", "error", "interrupted")
+
+
+def exit_of(event: "Event") -> Optional[WorkerExit]:
+    """The exit a unit's terminal event stands for (None for any other event)."""
+    if event.event == "done":
+        return WorkerExit.DONE
+    if event.event == "interrupted":
+        return WorkerExit.INTERRUPTED
+    if event.event in TERMINAL:
+        return WorkerExit.BAD_INPUT if event.data.get("bad_input") else WorkerExit.FAILED
+    return None
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import subprocess
 import time
 from typing import Any, Callable, Optional
 
-from lab.core.events import TERMINAL, Event, WorkerExit
+from lab.core.events import Event, WorkerExit, exit_of
 from lab.run.executor import RESUBMIT_STATES, Executor, StageUnit, UnitStatus, worker_command
 from lab.run.unit import prepare_part
 from lab.stages import part_info
@@ -185,12 +185,8 @@ class PartsFollower:
         code: Optional[int] = None
         for event in self.store.ingest_unit(self.study_id, stage, name):
             self.on_event(event)
-            if event.event == "done":
-                code = WorkerExit.DONE
-            elif event.event == "interrupted":
-                code = WorkerExit.INTERRUPTED
-            elif event.event in TERMINAL:
-                code = WorkerExit.BAD_INPUT if event.data.get("bad_input") else WorkerExit.FAILED
+            ended = exit_of(event)  # WorkerExit.DONE is 0: compare with None
+            code = ended if ended is not None else code
         return code
 
     def _died(self, stage: str, name: str, unit: StageUnit, status: UnitStatus, executor: Executor) -> int:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from lab.core.errors import BadInput
-from lab.core.events import TERMINAL, Event, WorkerExit
+from lab.core.events import Event, WorkerExit, exit_of
 from lab.gates.base import Recommendation
 from lab.gates.rules import recommend
 from lab.run.compute import executor_for
@@ -306,7 +306,7 @@ class Runner:
                         self._say(f"stage {stage}: {unit.describe()} was stopped by the scheduler "
                                   f"({status.describe()}); " + ("it was requeued, following it" if status.alive else
                                   f"resubmitting ({resubmits} of {max_resubmits})") + ", resuming from its "
-                                  f"checkpoint", stage, "warning")
+                                  "checkpoint", stage, "warning")
                         if status.alive:
                             self.store.update_stage(self.study_id, stage, state=StageState.running, error=None)
                         else:
@@ -362,12 +362,8 @@ class Runner:
         code: Optional[WorkerExit] = None
         for event in self.store.ingest(self.study_id, stage):
             self.on_event(event)
-            if event.event == "done":
-                code = WorkerExit.DONE
-            elif event.event == "interrupted":
-                code = WorkerExit.INTERRUPTED
-            elif event.event in TERMINAL:
-                code = WorkerExit.BAD_INPUT if event.data.get("bad_input") else WorkerExit.FAILED
+            ended = exit_of(event)  # WorkerExit.DONE is 0: compare with None
+            code = ended if ended is not None else code
         if code is None and self.store.stage_run(self.study_id, stage).state != StageState.running:
             run = self.store.stage_run(self.study_id, stage)  # someone else ingested its end
             code = {StageState.done: WorkerExit.DONE, StageState.interrupted: WorkerExit.INTERRUPTED}.get(

@@ -31,7 +31,7 @@ from lab.core.events import WorkerExit
 from lab.core.paths import Home
 from lab.run.unit import UnitSink, prepare_unit, read_unit
 from lab.stages import implementation
-from lab.stages.context import StageContext
+from lab.stages.context import StageContext, part_checkpoint_dir
 from lab.store.tables import utcnow
 from lab.store import StageState, Store
 from protocols import load_protocol
@@ -123,7 +123,11 @@ def run_unit(home: str | Home, study_id: int, stage: str, out: Any = None, part:
     protocol = load_protocol(study.protocol, home.root)  # a ProtocolError is bad input (exit 2)
     spec = protocol.get(stage)
     impl = implementation(spec.implementation)
-    remove_stale_temps(home.stage_dir(study_id, stage))  # a killed writer's half files, never referenced
+    # a killed writer's half files, never referenced: in the whole stage's folder for the stage's own unit
+    # (its other units are done by then), only in its own checkpoint folder for one of several units, whose
+    # siblings may be writing theirs right now
+    remove_stale_temps(home.stage_dir(study_id, stage) if part is None
+                       else part_checkpoint_dir(home, study_id, stage, part))
     faults.set_stage(key)  # tests only: a fault may name one unit (identify.shard-2-of-3)
 
     log_path = home.event_log(study_id, key)
