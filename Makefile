@@ -10,10 +10,10 @@ PYTEST_ARGS ?=
 # test files run in parallel (pytest-xdist; one file stays on one process, so module fixtures run
 # once; at most 8 processes); PYTEST_WORKERS=0 runs them in this process, one after another. The
 # suite mostly waits (worker subprocesses, a Slurm scheduler, UI pilots), so it runs one process more
-# than there are cores, and at least 3. The longest files go first (tests/conftest.py: LONGEST_FIRST).
+# than there are cores, and at least 3.
 NPROC := $(shell nproc 2>/dev/null || echo 2)
 PYTEST_WORKERS ?= $(shell n=$(NPROC); if [ $$n -lt 2 ]; then echo 3; else echo $$((n + 1)); fi)
-PYTEST_PARALLEL := $(if $(filter 0,$(PYTEST_WORKERS)),-p no:xdist,-n $(PYTEST_WORKERS) --maxprocesses 8 --dist loadfile --no-loadscope-reorder)
+PYTEST_PARALLEL := $(if $(filter 0,$(PYTEST_WORKERS)),-p no:xdist,-n $(PYTEST_WORKERS) --maxprocesses 8 --dist loadfile)
 
 .PHONY: install demo demo-headless test test-fast bench clean
 

@@ -21,23 +21,6 @@ from tests.helpers import LANG_TEXT, build_tiny_llama
 from lab.run.launcher import LAUNCHER_ENV
 
 
-# The longest test files (measured with --durations on 2 cores: the keyboard pilot ~325 s, the Slurm recovery
-# and equality runs ~170 s and ~140 s, ...) start first, so that none of them ends the run alone; the
-# Makefile turns off xdist's reordering by test count (--no-loadscope-reorder), which put them last.
-LONGEST_FIRST = (
-    "tests/tui/test_tui_pilot.py", "tests/run/test_slurm_recovery.py", "tests/stages/test_identify_shards.py",
-    "tests/run/test_slurm_pilot.py", "tests/stages/test_evaluate_fanout.py", "tests/gates/test_gate_simulation.py",
-    "tests/reliability/test_kill_matrix.py", "tests/reliability/test_sigterm_latency.py",
-    "tests/reliability/test_safety.py", "tests/tui/test_tui_detach.py", "tests/neurons/test_bench.py",
-    "tests/run/test_slurm_shards.py", "tests/stages/test_reproduce.py", "tests/neurons/test_identify.py",
-)
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))  # stable: files keep their order
-
-
 @pytest.fixture(scope="session", autouse=True)
 def warm_unit_launcher() -> Iterator[None]:
     """One warm launcher per test process (lab.run.launcher): every local stage unit the tests start, in
