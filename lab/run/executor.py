@@ -29,6 +29,9 @@ from lab.store.leases import pid_alive
 RESUBMIT_STATES = ("PREEMPTED", "NODE_FAIL", "BOOT_FAIL")
 
 
+SETTLING = ("RUNNING", "COMPLETING", "CONFIGURING", "SIGNALING", "STAGE_OUT")  # a job on its way out
+
+
 @dataclass(frozen=True)
 class UnitStatus:
     """Where a submitted unit stands. `state` is the scheduler's word (PENDING, RUNNING, COMPLETED, FAILED,
@@ -87,6 +90,17 @@ ADVICE = {
     "BOOT_FAIL": "its node failed to boot; run again (or exclude the node with [compute] extra)",
     "DEADLINE": "it reached its deadline; run again with a later deadline",
 }
+
+
+def settled(unit: StageUnit, timeout: float = 90.0) -> UnitStatus:
+    """The unit's state once the scheduler is done with it (a job that wrote its end may still be
+    RUNNING or COMPLETING for a few seconds); a requeued job shows as alive again (PENDING)."""
+    deadline = time.monotonic() + timeout
+    status = unit.status()
+    while status.state in SETTLING and time.monotonic() < deadline:
+        time.sleep(0.5)
+        status = unit.status()
+    return status
 
 
 def failure_advice(status: UnitStatus) -> str:

@@ -25,7 +25,7 @@ import time
 from typing import Any, Callable, Optional
 
 from lab.core.events import Event, WorkerExit, exit_of
-from lab.run.executor import RESUBMIT_STATES, Executor, StageUnit, UnitStatus, worker_command
+from lab.run.executor import RESUBMIT_STATES, Executor, StageUnit, UnitStatus, settled, worker_command
 from lab.run.unit import prepare_part
 from lab.stages import part_info
 from lab.store import StageState, Store
@@ -118,7 +118,7 @@ class PartsFollower:
             for name, unit in list(self.live.items()):
                 ended = self._ingest(stage, name)
                 if ended == WorkerExit.INTERRUPTED and not self.stop.is_set() and executor.name != "local":
-                    status = _settled(unit)
+                    status = settled(unit)
                     if status.alive or (status.state not in NOT_RESUBMITTED and resubmits[name] < max_resubmits):
                         if not status.alive:
                             resubmits[name] += 1
@@ -231,13 +231,3 @@ class PartsFollower:
         state = StageState.interrupted if worst == WorkerExit.INTERRUPTED else StageState.failed
         self.store.update_stage(self.study_id, stage, state=state, pid=None, finished_at=utcnow(), error=why)
         return worst
-
-
-def _settled(unit: StageUnit, timeout: float = 90.0) -> UnitStatus:
-    deadline = time.monotonic() + timeout
-    status = unit.status()
-    while status.state in ("RUNNING", "COMPLETING", "CONFIGURING", "SIGNALING", "STAGE_OUT") \
-            and time.monotonic() < deadline:
-        time.sleep(0.5)
-        status = unit.status()
-    return status

@@ -22,7 +22,7 @@ from lab.core.events import Event, WorkerExit, exit_of
 from lab.gates.base import Recommendation
 from lab.gates.rules import recommend
 from lab.run.compute import executor_for
-from lab.run.executor import RESUBMIT_STATES, Executor, LocalExecutor, StageUnit, UnitStatus
+from lab.run.executor import RESUBMIT_STATES, Executor, LocalExecutor, StageUnit, UnitStatus, settled
 from lab.run.parts import PartsFollower
 from lab.run.unit import start_stage
 from lab.run.workers import recover, submit_unit
@@ -36,9 +36,6 @@ RENEW_SECONDS = 10.0  # how often the lease is renewed
 INGEST_SECONDS = 0.25  # how often the coordinator ingests a running unit's event file
 STATUS_SECONDS = {"local": 0.5, "slurm": 5.0}  # how often it asks the executor (squeue is not free)
 NOT_RESUBMITTED = ("CANCELLED", "TIMEOUT", "DEADLINE")  # a stop the user or the job's own limit asked for
-SETTLING = ("RUNNING", "COMPLETING", "CONFIGURING", "SIGNALING", "STAGE_OUT")  # a job on its way out
-
-
 @dataclass
 class RunOutcome:
     code: int  # CLI exit code: 0 ok (including a gate that stopped the pilot), 1 stage failed, 2 bad input
@@ -296,7 +293,7 @@ class Runner:
                 if ended == WorkerExit.INTERRUPTED and not self._stop.is_set() and executor.name != "local":
                     # stopped by the scheduler, not by us: a preemption or a node failure sends SIGTERM
                     # first, so the worker checkpointed; the job's final state says whether to go on
-                    status = self._settled(unit)
+                    status = settled(unit)
                     # a user's scancel (CANCELLED) or the time limit end here; anything else that stopped the
                     # worker (PREEMPTED, NODE_FAIL, or a node failure the controller booked as the worker's
                     # own exit) resumes, up to max_resubmits
@@ -345,17 +342,6 @@ class Runner:
                 return self._died(stage, unit, status, executor)
         finally:
             self._worker = None
-
-    @staticmethod
-    def _settled(unit: StageUnit, timeout: float = 90.0) -> UnitStatus:
-        """The unit's state once the scheduler is done with it (a job that wrote its end may still be
-        RUNNING or COMPLETING for a few seconds); a requeued job shows as alive again (PENDING)."""
-        deadline = time.monotonic() + timeout
-        status = unit.status()
-        while status.state in SETTLING and time.monotonic() < deadline:
-            time.sleep(0.5)
-            status = unit.status()
-        return status
 
     def _ingest(self, stage: str) -> Optional[WorkerExit]:
         """Ingest and relay new events; the unit's exit code once its terminal event is in."""
